@@ -95,6 +95,8 @@ struct scsi_task {
 	struct scsi_sense sense;
 	uint8_t *in;            /* Data-In to send (may point into a memory store) */
 	uint32_t in_len;        /* bytes the command produced; may exceed edtl (overflow) */
+	uint32_t out_wanted;    /* Data-Out bytes the CDB asked for: the transport reports the
+				 * difference from edtl as a residual (RFC 7143 11.4.5) */
 	void *in_alloc;         /* owned buffer to release with scsi_task_release() */
 
 	void (*done)(struct scsi_task *t);
