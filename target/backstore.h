@@ -41,6 +41,8 @@ struct bs_io {
 	struct bs_io *next;
 	uint64_t due_ns;
 	long res;
+	struct backstore *bs;
+	int state;
 };
 
 struct bs_ctx_stats {
@@ -56,6 +58,7 @@ int bs_ctx_fd(const struct bs_ctx *ctx);
 void bs_ctx_reap(struct bs_ctx *ctx);
 int bs_ctx_timeout_ms(const struct bs_ctx *ctx);
 unsigned bs_ctx_inflight(const struct bs_ctx *ctx);
+void bs_ctx_get_stats(const struct bs_ctx *ctx, struct bs_ctx_stats *out);
 
 /* Open (and for a file, create sparse and extend to cfg->size if smaller) a store. */
 int bs_open(const struct hf_backstore *cfg, struct backstore **out);
@@ -65,8 +68,16 @@ uint64_t bs_size(const struct backstore *bs); /* bytes */
 uint32_t bs_block_size(const struct backstore *bs);
 const char *bs_name(const struct backstore *bs);
 
-/* Submit an I/O. Returns 0 (done will be called) or a negative errno (it will not). */
+/* Submit an I/O. Returns 0 (done will be called) or a negative errno (it will not).
+ * -EINVAL: a range beyond bs_size(), offset or len not a multiple of bs_block_size(), or
+ * len different from the sum of the iov lengths. */
 int bs_submit(struct backstore *bs, struct bs_ctx *ctx, struct bs_io *io);
+
+/* Withdraw an I/O that has not reached the medium yet (held by delay_ms, or queued for a
+ * free libaio slot). Returns 0 when it was withdrawn (done will NOT be called), -EBUSY when
+ * it is already on the medium or finished (done runs or ran as usual). ctx must be the one
+ * the I/O was submitted on. */
+int bs_cancel(struct bs_ctx *ctx, struct bs_io *io);
 
 /* Zero-copy read: a pointer to len bytes at offset inside the store, or NULL when the
  * store cannot lend its memory (files). Valid until bs_close(). */
@@ -76,8 +87,7 @@ void *bs_map(struct backstore *bs, uint64_t offset, size_t len);
 int bs_discard(struct backstore *bs, uint64_t offset, uint64_t len); /* punch a hole */
 /* Is the range starting at offset mapped? Sets *mapped and the length of the run of the
  * same kind (at most len). */
-int bs_lba_status(struct backstore *bs, uint64_t offset, uint64_t len, int *mapped,
-		  uint64_t *run);
+int bs_lba_status(struct backstore *bs, uint64_t offset, uint64_t len, int *mapped, uint64_t *run);
 int bs_resize(struct backstore *bs, uint64_t new_size);
 
 /* Buffers suitable for bs_io: aligned to BS_ALIGN. */
