@@ -5,6 +5,8 @@
 #ifndef HOLDFAST_TARGET_SCSI_CMD_H
 #define HOLDFAST_TARGET_SCSI_CMD_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "target/scsi.h"
@@ -37,6 +39,19 @@ extern const unsigned scsi_sbc_ncmds;
 
 /* Find the descriptor for a CDB (opcode and, where the opcode has them, service action). */
 const struct scsi_cmd_desc *scsi_cmd_lookup(uint8_t opcode, uint16_t sa);
+
+/* Does this opcode carry a service action (in CDB byte 1, bits 4-0, or for 7Fh in bytes
+ * 8-9)? Derived from the tables: true when any descriptor of the opcode has one. */
+bool scsi_cmd_has_sa(uint8_t opcode);
+
+/* Every descriptor of both tables, sorted by opcode then service action, duplicates removed
+ * (the SPC table wins). Returns the count and sets *out; the array is static. */
+unsigned scsi_cmd_all(const struct scsi_cmd_desc *const **out);
+
+/* Give the task a zeroed Data-In buffer of len bytes (at least 1), owned through in_alloc and
+ * released with free() by scsi_task_release() (which frees cmd_state with free() too, so
+ * allocate both with malloc or posix_memalign). Returns NULL when out of memory. */
+uint8_t *scsi_task_alloc_in(struct scsi_task *t, size_t len);
 
 /* Completion helpers for command handlers: they set status/sense and call t->done(t). */
 void scsi_task_good(struct scsi_task *t);

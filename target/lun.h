@@ -1,0 +1,89 @@
+/* A logical unit: a backing store seen as a SCSI direct-access block device, with its
+ * identity (unit serial, NAA name), its mode page state, the unit attentions pending for each
+ * I_T nexus and its SCSI-2 reservation. One per exported backstore, shared by every session
+ * and worker thread that reaches it.
+ *
+ * Locking: the per-command path reads block size, capacity, WCE and the "anything pending"
+ * counters with atomic loads and takes no lock when no unit attention is pending and no
+ * SCSI-2 reservation is held (the usual case). Otherwise it takes the LUN's mutex for a
+ * short, bounded scan of its nexus table. */
+#ifndef HOLDFAST_TARGET_LUN_H
+#define HOLDFAST_TARGET_LUN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "target/backstore.h"
+#include "target/scsi.h"
+
+struct scsi_lun;
+
+/* Unit attentions queued per I_T nexus, at most (sam5r21 5.14: a device server may queue
+ * several; when the queue is full the newest is dropped). */
+#define SCSI_LUN_UA_MAX 4
+
+/* Limits advertised in the Block Limits VPD page (sbc3r36 6.5.3); the SBC command set
+ * enforces the same values. */
+#define SCSI_LUN_MAX_XFER_BYTES	      (8u << 20)  /* MAXIMUM TRANSFER LENGTH, in bytes */
+#define SCSI_LUN_MAX_CAW_BLOCKS	      1u	  /* MAXIMUM COMPARE AND WRITE LENGTH */
+#define SCSI_LUN_MAX_UNMAP_BLOCKS     (1u << 22)  /* MAXIMUM UNMAP LBA COUNT */
+#define SCSI_LUN_MAX_UNMAP_DESCS      256u	  /* MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT */
+#define SCSI_LUN_MAX_WRITE_SAME_BYTES (64u << 20) /* MAXIMUM WRITE SAME LENGTH, in bytes */
+
+/* Create the LUN over an open backstore (not owned: the caller closes it after destroying
+ * the LUN). box_id and name (the backstore or LUN name) derive the identity, so the same
+ * box exporting the same name reports the same serial and NAA after a restart. */
+int scsi_lun_create(struct backstore *bs, const uint8_t box_id[16], const char *name,
+		    struct scsi_lun **out);
+void scsi_lun_destroy(struct scsi_lun *lun);
+
+/* The transport reports each I_T nexus that logs in to a target exporting this LUN. The
+ * nexus is keyed by (initiator port name, relative target port id), so a session reinstated
+ * with the same ISID is the same nexus. First sight: POWER ON, RESET OCCURRED (29/00) is
+ * queued for it; a nexus seen again after scsi_lun_nexus_logout() gets I_T NEXUS LOSS
+ * OCCURRED (29/07). */
+void scsi_lun_nexus_login(struct scsi_lun *lun, const struct scsi_nexus *nx);
+/* The nexus's session is gone (logout, connection loss past Time2Retain): its SCSI-2
+ * reservation is released (spc2r20 5.5.1). Its unit-attention state is kept. */
+void scsi_lun_nexus_logout(struct scsi_lun *lun, const struct scsi_nexus *nx);
+
+/* LOGICAL UNIT RESET (sam5r21 6.3.3): releases the SCSI-2 reservation and queues BUS DEVICE
+ * RESET FUNCTION OCCURRED (29/03) for every nexus, including the one that asked (by, which
+ * may be NULL for an internal reset). Aborting the LUN's tasks is the transport's part. */
+void scsi_lun_reset(struct scsi_lun *lun, const struct scsi_nexus *by);
+/* The backstore was resized: re-read its size and queue CAPACITY DATA HAS CHANGED (2A/09)
+ * for every nexus. */
+void scsi_lun_capacity_changed(struct scsi_lun *lun);
+/* Queue a unit attention for every known nexus except `except` (may be NULL). */
+void scsi_lun_ua_all(struct scsi_lun *lun, const struct scsi_nexus *except,
+		     const struct scsi_sense *ua);
+/* Queue a unit attention for one nexus (which need not have logged in before). */
+void scsi_lun_ua_one(struct scsi_lun *lun, const struct scsi_nexus *nx,
+		     const struct scsi_sense *ua);
+
+uint32_t scsi_lun_block_size(const struct scsi_lun *lun);
+uint64_t scsi_lun_nblocks(const struct scsi_lun *lun);
+struct backstore *scsi_lun_bs(const struct scsi_lun *lun);
+/* The caching mode page's WCE bit (sbc3r36 6.4.5): when false every write is FUA. */
+bool scsi_lun_wce(const struct scsi_lun *lun);
+const char *scsi_lun_name(const struct scsi_lun *lun);
+const char *scsi_lun_serial(const struct scsi_lun *lun); /* 32 hex digits */
+const uint8_t *scsi_lun_naa(const struct scsi_lun *lun); /* 16 bytes, NAA 6 */
+
+/* For the command sets (scsi_exec.c, scsi_spc.c). */
+
+/* Take the oldest pending unit attention of a nexus into *ua (reports and clears it, spc4r37
+ * 5.14). Returns false when none is pending. */
+bool scsi_lun_ua_take(struct scsi_lun *lun, const struct scsi_nexus *nx, struct scsi_sense *ua);
+/* Does a SCSI-2 reservation held by another nexus exist? */
+bool scsi_lun_scsi2_conflict(struct scsi_lun *lun, const struct scsi_nexus *nx);
+/* RESERVE(6)/(10): 0, or -EBUSY when another nexus holds the reservation. */
+int scsi_lun_scsi2_reserve(struct scsi_lun *lun, const struct scsi_nexus *nx);
+/* RELEASE(6)/(10): releases the reservation if nx holds it; otherwise does nothing
+ * (spc2r20 7.17). */
+void scsi_lun_scsi2_release(struct scsi_lun *lun, const struct scsi_nexus *nx);
+/* Set WCE; returns true when the value changed. */
+bool scsi_lun_set_wce(struct scsi_lun *lun, bool wce);
+
+#endif
