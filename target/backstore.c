@@ -416,9 +416,8 @@ int bs_open(const struct hf_backstore *cfg, struct backstore **out)
 		ret = bs_mem_open(cfg, &bs);
 		break;
 	case HF_BS_FILE:
-		log_warnx("%s: %s: file stores are not available in this build", __func__,
-			  cfg->name);
-		return -EOPNOTSUPP;
+		ret = bs_file_open(cfg, &bs);
+		break;
 	default:
 		log_warnx("%s: %s: unknown store type %d", __func__, cfg->name, (int)cfg->type);
 		return -EINVAL;
@@ -441,6 +440,11 @@ void bs_close(struct backstore *bs)
 uint64_t bs_size(const struct backstore *bs)
 {
 	return bs_size_load(bs);
+}
+
+int bs_discard_zeroes(const struct backstore *bs)
+{
+	return bs->discard_zeroes;
 }
 
 uint32_t bs_block_size(const struct backstore *bs)

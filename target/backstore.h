@@ -60,7 +60,9 @@ int bs_ctx_timeout_ms(const struct bs_ctx *ctx);
 unsigned bs_ctx_inflight(const struct bs_ctx *ctx);
 void bs_ctx_get_stats(const struct bs_ctx *ctx, struct bs_ctx_stats *out);
 
-/* Open (and for a file, create sparse and extend to cfg->size if smaller) a store. */
+/* Open (and for a file, create sparse and extend to cfg->size if smaller) a store.
+ * cfg->block_size must be 512 or 4096. A regular file larger than cfg->size keeps its size;
+ * a block device's size is its own (BLKGETSIZE64). */
 int bs_open(const struct hf_backstore *cfg, struct backstore **out);
 void bs_close(struct backstore *bs);
 
@@ -85,9 +87,18 @@ void *bs_map(struct backstore *bs, uint64_t offset, size_t len);
 
 /* Synchronous metadata operations (cheap, no data transfer). */
 int bs_discard(struct backstore *bs, uint64_t offset, uint64_t len); /* punch a hole */
+/* 1 when discarded ranges are guaranteed to read back as zeros (memory, regular files), 0 when
+ * not (BLKDISCARD on a block device): what the LBPRZ bit of READ CAPACITY (16) may claim. */
+int bs_discard_zeroes(const struct backstore *bs);
 /* Is the range starting at offset mapped? Sets *mapped and the length of the run of the
- * same kind (at most len). */
+ * same kind (at most len). Granularity: the filesystem's block for files (SEEK_DATA), 4 KiB
+ * pages for memory (a page is mapped once written, unmapped once wholly discarded); a block
+ * device reports everything mapped. -EINVAL for an empty range or one beyond the size. */
 int bs_lba_status(struct backstore *bs, uint64_t offset, uint64_t len, int *mapped, uint64_t *run);
+/* Grow to new_size (a multiple of the block size); shrinking is refused with -EINVAL. A file
+ * is extended sparsely; a block device must already be that large (-ENOSPC otherwise); a
+ * memory store grows in place within its reserve (its size + max(size, 1 GiB)), so pointers
+ * from bs_map() stay valid. */
 int bs_resize(struct backstore *bs, uint64_t new_size);
 
 /* Buffers suitable for bs_io: aligned to BS_ALIGN. */

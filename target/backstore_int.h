@@ -72,6 +72,7 @@ struct backstore {
 	uint64_t size;
 	uint32_t block_size;
 	uint32_t delay_ms;
+	int discard_zeroes; /* set by the kind's constructor */
 };
 
 static inline uint64_t bs_size_load(const struct backstore *bs)

@@ -209,6 +209,7 @@ int bs_mem_open(const struct hf_backstore *cfg, struct backstore **out)
 	if (!m)
 		return -ENOMEM;
 	m->bs.ops = &bs_mem_ops;
+	m->bs.discard_zeroes = 1;
 	m->rw_bytes = round_up(size, BS_MEM_PAGE);
 	grow = m->rw_bytes > BS_MEM_GROW_MIN ? m->rw_bytes : BS_MEM_GROW_MIN;
 	m->reserve = m->rw_bytes + grow;
