@@ -21,12 +21,12 @@ struct session;
 struct worker;
 
 /* The most commands a session may have outstanding: the CmdSN window we grant. */
-#define TGT_CMD_WINDOW      128
+#define TGT_CMD_WINDOW 128
 /* The largest Expected Data Transfer Length we buffer for one command. */
-#define TGT_MAX_XFER        (16u << 20)
+#define TGT_MAX_XFER (16u << 20)
 /* Bytes read from the socket per recv() when waiting for headers. */
-#define TGT_RX_STAGING      16384
-#define TGT_TASK_HASH       256
+#define TGT_RX_STAGING	    16384
+#define TGT_TASK_HASH	    256
 #define TGT_MAX_CONNECTIONS 8
 
 /* An exported target and what the command sets see of it. */
@@ -49,7 +49,7 @@ struct tgt {
 	struct tgt_target *targets;
 	size_t ntargets;
 	struct backstore **stores; /* one per hf_config.backstores entry */
-	struct scsi_lun **luns;    /* one per backstore */
+	struct scsi_lun **luns;	   /* one per backstore */
 	struct tgt_listener *listeners;
 	size_t nlisteners;
 	struct worker **workers;
@@ -68,12 +68,12 @@ extern struct tgt tgt_global;
 
 /* A cross-thread request to a worker. */
 enum worker_msg_type {
-	WORKER_MSG_ADOPT_CONN,  /* take over a connection (it joined a session living here) */
-	WORKER_MSG_NEW_CONN,    /* a freshly accepted socket */
-	WORKER_MSG_KILL_SESSION,/* close every connection of a session (reinstatement) */
-	WORKER_MSG_LUN_RESET,   /* abort every task of a LUN, then report back */
-	WORKER_MSG_RESET_DONE,  /* one worker finished its part of a reset */
-	WORKER_MSG_CALL,        /* run fn(arg) on the worker thread */
+	WORKER_MSG_ADOPT_CONN,	 /* take over a connection (it joined a session living here) */
+	WORKER_MSG_NEW_CONN,	 /* a freshly accepted socket */
+	WORKER_MSG_KILL_SESSION, /* close every connection of a session (reinstatement) */
+	WORKER_MSG_LUN_RESET,	 /* abort every task of a LUN, then report back */
+	WORKER_MSG_RESET_DONE,	 /* one worker finished its part of a reset */
+	WORKER_MSG_CALL,	 /* run fn(arg) on the worker thread */
 };
 
 struct worker_msg {
@@ -117,15 +117,17 @@ struct tmf_wait {
 	struct worker *home;
 	uint32_t itt;
 	uint8_t response;
+	int target_index;
+	bool cold_reset;
 	int pending; /* workers and tasks still draining, guarded by lock */
 	pthread_mutex_t lock;
 };
 
 enum task_state {
-	TASK_QUEUED,    /* waiting for its CmdSN turn */
-	TASK_DATA_OUT,  /* waiting for Data-Out */
-	TASK_EXEC,      /* in the command set */
-	TASK_SENDING,   /* response queued */
+	TASK_QUEUED,   /* waiting for its CmdSN turn */
+	TASK_DATA_OUT, /* waiting for Data-Out */
+	TASK_EXEC,     /* in the command set */
+	TASK_SENDING,  /* response queued */
 };
 
 struct task {
@@ -140,17 +142,21 @@ struct task {
 	uint32_t itt;
 	uint32_t cmdsn;
 	uint32_t ttt;
-	uint32_t received;      /* Data-Out bytes received */
-	uint32_t r2t_offset;    /* next offset to solicit */
+	uint32_t received;   /* Data-Out bytes received */
+	uint32_t r2t_offset; /* next offset to solicit */
 	uint32_t r2tsn;
 	uint32_t datasn_expected; /* DataSN of the next Data-Out within the current sequence */
-	uint32_t burst_left;    /* bytes of the current solicited burst still due */
+	uint32_t burst_left;	  /* bytes of the current solicited burst still due */
 	uint32_t burst_offset;
 	int outstanding_r2t;
 	bool aborted;
-	bool has_cmdsn;         /* counts against the window (non-immediate) */
-	struct tmf_wait *wait;  /* a TMF waiting for this task to drain */
-	int tx_refs;            /* queued transmit PDUs that point into this task */
+	bool delivered;	 /* its CmdSN turn came: it is in the task set */
+	bool pdu_in;	 /* the SCSI Command PDU (with immediate data) is in */
+	bool too_big;	 /* EDTL beyond what we buffer: fails with CHECK CONDITION */
+	bool unsol_open; /* unsolicited Data-Out still to come (F=0 on the command) */
+	uint32_t unsol_datasn;
+	struct tmf_wait *wait; /* a TMF waiting for this task to drain */
+	int tx_refs;	       /* queued transmit PDUs that point into this task */
 	bool done;
 };
 
@@ -164,7 +170,7 @@ struct txpdu {
 	size_t total;
 	size_t sent;
 	struct task *task; /* unpinned when sent */
-	void *owned;       /* freed when sent */
+	void *owned;	   /* freed when sent */
 	bool close_after;  /* close the connection once this PDU is on the wire */
 	uint8_t small[96]; /* inline room for short data segments (sense, NOP echo) */
 };
@@ -190,7 +196,7 @@ struct conn {
 	struct worker *worker;
 	const struct tgt_listener *listener;
 	struct conn *wnext, **wprev; /* the worker's list */
-	struct conn *snext;          /* the session's list */
+	struct conn *snext;	     /* the session's list */
 	struct session *session;
 	enum conn_state state;
 	uint16_t cid;
@@ -208,16 +214,16 @@ struct conn {
 	uint8_t *stage; /* staging buffer */
 	size_t stage_len, stage_pos;
 	uint8_t bhs[ISCSI_BHS_LEN];
-	size_t got;          /* bytes of the current part received */
+	size_t got; /* bytes of the current part received */
 	struct iscsi_pdu pdu;
 	uint8_t ahs[ISCSI_MAX_AHS_LEN];
 	uint8_t digest[4];
-	uint8_t *data;       /* where the data segment goes */
+	uint8_t *data; /* where the data segment goes */
 	uint32_t data_len;
-	uint8_t *rxbuf;      /* data segments of non-SCSI PDUs */
+	uint8_t *rxbuf; /* data segments of non-SCSI PDUs */
 	uint32_t rxbuf_len;
 	struct task *rx_task; /* Data-Out or immediate data target */
-	bool rx_discard;     /* drop the data segment (aborted or unknown task) */
+	bool rx_discard;      /* drop the data segment (aborted or unknown task) */
 	uint32_t crc;
 
 	/* transmit */
@@ -235,7 +241,8 @@ struct conn {
 
 	/* NOP-In keepalive */
 	uint64_t last_rx_ns;
-	bool closing_flush;
+	bool login_started;
+	bool adopt_pending; /* counted in its session, linked once the session's worker has it */
 };
 
 struct session {
@@ -256,6 +263,7 @@ struct session {
 	uint32_t maxcmdsn;
 	struct task *pending; /* out-of-order commands, sorted by CmdSN */
 	bool dying;
+	int refs; /* see session_put() */
 	uint64_t created_ns;
 };
 
@@ -265,16 +273,24 @@ void conn_event(struct conn *c, uint32_t events);
 void conn_close(struct conn *c, const char *why);
 void conn_adopted(struct conn *c, struct worker *w);
 void conn_queue(struct conn *c, struct txpdu *tx);
+void conn_mark_dirty(struct conn *c);
+void conn_migrate(struct conn *c, struct worker *to);
+void conn_rx_into(struct conn *c, uint8_t *dst, bool discard);
+void worker_flush_dirty(struct worker *w);
 struct txpdu *conn_tx_alloc(struct conn *c);
 void conn_tx_data(struct conn *c, struct txpdu *tx, void *data, uint32_t len);
 void conn_flush(struct conn *c);
 void conn_fill_sn(struct conn *c, struct iscsi_sn *sn, bool advance);
 void conn_reject(struct conn *c, uint8_t reason, const uint8_t *bhs);
+void conn_fail(struct conn *c, uint8_t reason, const char *why);
 
 /* sessions */
 int session_bind(struct conn *c, const struct iscsi_pdu *req, uint16_t *tsih, uint16_t *status);
 void session_conn_gone(struct conn *c);
 void session_kill(struct session *s);
+void session_put(struct session *s);
+void session_adopt_conn(struct conn *c);
+void cmd_drop_pending(struct session *s);
 void session_cmd_window(struct session *s, uint32_t *exp, uint32_t *max);
 
 /* commands */
@@ -292,5 +308,6 @@ void tmf_abort_lun_local(struct worker *w, struct scsi_lun *lun, struct tmf_wait
 void tmf_wait_put(struct tmf_wait *w);
 
 uint64_t tgt_now_ns(void);
+extern __thread struct worker *tgt_current_worker;
 
 #endif

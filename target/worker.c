@@ -3,6 +3,7 @@
  * all its connections, so the per-command path takes no lock. Other threads reach a worker
  * only through its message queue. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -82,6 +83,7 @@ static void worker_handle(struct worker *w, struct worker_msg *m)
 		break;
 	case WORKER_MSG_KILL_SESSION:
 		session_kill(m->session);
+		session_put(m->session);
 		break;
 	case WORKER_MSG_LUN_RESET:
 		tmf_abort_lun_local(w, m->lun, m->wait, NULL);
@@ -121,6 +123,7 @@ static void *worker_run(void *arg)
 
 	snprintf(name, sizeof(name), "hf-worker%d", w->id);
 	pthread_setname_np(pthread_self(), name);
+	tgt_current_worker = w;
 	while (!w->stop) {
 		int timeout = bs_ctx_timeout_ms(w->io);
 		int n = epoll_wait(w->epfd, evs, WORKER_MAX_EVENTS, timeout);
@@ -142,6 +145,7 @@ static void *worker_run(void *arg)
 			else
 				conn_event(p, evs[i].events);
 		}
+		worker_flush_dirty(w);
 	}
 	return NULL;
 }

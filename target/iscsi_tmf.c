@@ -1,0 +1,236 @@
+/* Task management (RFC 7143 11.5-11.6, SAM-5 7): ABORT TASK, ABORT TASK SET, CLEAR TASK SET,
+ * LUN RESET, TARGET WARM RESET and TARGET COLD RESET. An abort is real: the response leaves
+ * only once every aborted task is gone, including tasks whose I/O was already on the
+ * medium (they are waited for, on whichever worker they live). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/log.h"
+#include "target/lun.h"
+#include "target/transport.h"
+
+__thread struct worker *tgt_current_worker;
+
+static struct tmf_wait *tmf_wait_new(struct conn *c, uint32_t itt)
+{
+	struct tmf_wait *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		fatal("%s", __func__);
+	pthread_mutex_init(&w->lock, NULL);
+	w->conn = c;
+	w->home = c->worker;
+	w->itt = itt;
+	w->response = ISCSI_TMF_RSP_COMPLETE;
+	w->pending = 1; /* the request's own reference */
+	c->refs++;
+	return w;
+}
+
+static void tmf_respond(void *arg)
+{
+	struct tmf_wait *w = arg;
+	struct conn *c = w->conn;
+
+	c->refs--;
+	if (c->state == CONN_FFP || c->state == CONN_LOGGED_OUT) {
+		struct txpdu *tx = conn_tx_alloc(c);
+		struct iscsi_sn sn;
+
+		conn_fill_sn(c, &sn, true);
+		iscsi_build_tmf_rsp(tx->bhs, w->itt, w->response, &sn);
+		conn_queue(c, tx);
+		if (w->cold_reset)
+			tx->close_after = true;
+	}
+	conn_mark_dirty(c);
+	pthread_mutex_destroy(&w->lock);
+	free(w);
+}
+
+void tmf_wait_put(struct tmf_wait *w)
+{
+	bool last;
+
+	pthread_mutex_lock(&w->lock);
+	last = --w->pending == 0;
+	pthread_mutex_unlock(&w->lock);
+	if (!last)
+		return;
+	if (tgt_current_worker == w->home) {
+		tmf_respond(w);
+	} else {
+		struct worker_msg *m = calloc(1, sizeof(*m));
+
+		if (!m)
+			fatal("%s", __func__);
+		m->type = WORKER_MSG_CALL;
+		m->fn = tmf_respond;
+		m->arg = w;
+		worker_post(w->home, m);
+	}
+}
+
+static bool task_on_lun(const struct task *t, const struct scsi_lun *lun)
+{
+	return !lun || t->st.lun == lun;
+}
+
+/* Abort, on this worker, every task of lun (every LUN when lun is NULL) of every session
+ * of the same target, except the tasks of the session `except` (already handled). */
+void tmf_abort_lun_local(struct worker *w, struct scsi_lun *lun, struct tmf_wait *wait,
+			 struct session *except)
+{
+	for (struct conn *c = w->conns; c; c = c->wnext) {
+		struct task *t, *next;
+
+		if (c->state == CONN_CLOSING || !c->session || c->session == except ||
+		    c->session->type != ISCSI_SESSION_NORMAL)
+			continue;
+		if (wait->target_index >= 0 && c->session->target_index != wait->target_index)
+			continue;
+		for (t = c->tasks; t; t = next) {
+			next = t->anext;
+			if (task_on_lun(t, lun))
+				task_abort(t, wait);
+		}
+		if (wait->cold_reset)
+			session_kill(c->session);
+	}
+}
+
+/* Abort on every worker; each other worker holds a reference until its tasks drained. */
+static void tmf_abort_everywhere(struct conn *c, struct scsi_lun *lun, struct tmf_wait *w)
+{
+	for (int i = 0; i < tgt_global.nworkers; i++) {
+		struct worker *wk = tgt_global.workers[i];
+		struct worker_msg *m;
+
+		if (wk == c->worker)
+			continue;
+		m = calloc(1, sizeof(*m));
+		if (!m)
+			fatal("%s", __func__);
+		pthread_mutex_lock(&w->lock);
+		w->pending++;
+		pthread_mutex_unlock(&w->lock);
+		m->type = WORKER_MSG_LUN_RESET;
+		m->lun = lun;
+		m->wait = w;
+		worker_post(wk, m);
+	}
+}
+
+static void tmf_abort_session(struct session *s, struct scsi_lun *lun, struct tmf_wait *w)
+{
+	for (struct conn *c = s->conns; c; c = c->snext) {
+		struct task *t, *next;
+
+		for (t = c->tasks; t; t = next) {
+			next = t->anext;
+			if (task_on_lun(t, lun))
+				task_abort(t, w);
+		}
+	}
+}
+
+static struct task *tmf_find_task(struct session *s, uint32_t itt)
+{
+	for (struct conn *c = s->conns; c; c = c->snext) {
+		struct task *t = task_find(c, itt);
+
+		if (t)
+			return t;
+	}
+	return NULL;
+}
+
+static struct scsi_lun *tmf_lun(struct session *s, uint64_t raw, bool *exists)
+{
+	uint64_t lun;
+
+	*exists = false;
+	if (iscsi_lun_decode(raw, &lun) < 0)
+		return NULL;
+	for (size_t i = 0; i < s->target->info.nluns; i++)
+		if (s->target->luns[i].lun == lun) {
+			*exists = true;
+			return s->target->luns[i].dev;
+		}
+	return NULL;
+}
+
+void tmf_request(struct conn *c, const struct iscsi_pdu *p)
+{
+	struct session *s = c->session;
+	struct tmf_wait *w;
+	struct scsi_lun *lun;
+	struct task *t;
+	bool deliver, exists;
+
+	if (!cmd_check_sn(c, p, &deliver))
+		return;
+	w = tmf_wait_new(c, p->itt);
+	w->target_index = s->target_index;
+	lun = tmf_lun(s, p->lun, &exists);
+	switch (p->tmf_func) {
+	case ISCSI_TMF_ABORT_TASK:
+		t = tmf_find_task(s, p->rtt);
+		/* A task whose response is already on its way is complete: as far as the
+		 * initiator can tell there is nothing left to abort. */
+		if (!t || t->state == TASK_SENDING || t->aborted)
+			w->response = ISCSI_TMF_RSP_NO_TASK;
+		else
+			task_abort(t, w);
+		break;
+	case ISCSI_TMF_ABORT_TASK_SET:
+	case ISCSI_TMF_CLEAR_TASK_SET:
+		if (!exists) {
+			w->response = ISCSI_TMF_RSP_NO_LUN;
+			break;
+		}
+		/* SAM-5 7.3 / 7.5: the task set of this I_T_L nexus. */
+		tmf_abort_session(s, lun, w);
+		break;
+	case ISCSI_TMF_LUN_RESET:
+		if (!exists) {
+			w->response = ISCSI_TMF_RSP_NO_LUN;
+			break;
+		}
+		/* SAM-5 7.7: every task on the LUN, from every initiator, then a unit
+		 * attention for every I_T nexus. */
+		log_info("%s: %s: LUN RESET of lun %u", __func__, s->initiator,
+			 (unsigned)(p->lun >> 48 & 0x3fff));
+		tmf_abort_session(s, lun, w);
+		tmf_abort_lun_local(c->worker, lun, w, s);
+		tmf_abort_everywhere(c, lun, w);
+		scsi_lun_reset(lun, &s->nexus);
+		break;
+	case ISCSI_TMF_TARGET_COLD_RESET:
+		w->cold_reset = true;
+		/* a cold reset is a warm reset that also drops connections */
+		__attribute__((fallthrough));
+	case ISCSI_TMF_TARGET_WARM_RESET:
+		log_info("%s: %s: target %s reset", __func__, s->initiator,
+			 w->cold_reset ? "cold" : "warm");
+		tmf_abort_session(s, NULL, w);
+		tmf_abort_lun_local(c->worker, NULL, w, s);
+		tmf_abort_everywhere(c, NULL, w);
+		for (size_t i = 0; i < s->target->info.nluns; i++)
+			scsi_lun_reset(s->target->luns[i].dev, NULL);
+		break;
+	case ISCSI_TMF_CLEAR_ACA:
+		/* We never establish ACA (NACA is not supported). */
+		w->response = ISCSI_TMF_RSP_NOT_SUPPORTED;
+		break;
+	case ISCSI_TMF_TASK_REASSIGN:
+		/* Needs ErrorRecoveryLevel 2. */
+		w->response = ISCSI_TMF_RSP_NO_REASSIGN;
+		break;
+	default:
+		w->response = ISCSI_TMF_RSP_REJECTED;
+		break;
+	}
+	tmf_wait_put(w);
+}
