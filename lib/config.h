@@ -29,7 +29,7 @@ struct hf_backstore {
 	char name[HF_NAME_MAX];
 	enum hf_bs_type type;
 	char path[PATH_MAX]; /* HF_BS_FILE: absolute, or relative to data_dir (resolved) */
-	uint64_t size;       /* bytes; a file smaller than this is extended sparsely */
+	uint64_t size;	     /* bytes; a file smaller than this is extended sparsely */
 	uint32_t block_size; /* 512 or 4096 */
 	uint32_t delay_ms;   /* test-only: delay every I/O completion by this much */
 	int line;
@@ -41,8 +41,8 @@ struct hf_chap {
 };
 
 struct hf_lun {
-	uint32_t id;    /* LUN number as the initiator sees it */
-	int backstore;  /* index into hf_config.backstores */
+	uint32_t id;   /* LUN number as the initiator sees it */
+	int backstore; /* index into hf_config.backstores */
 	int line;
 };
 
@@ -63,10 +63,10 @@ struct hf_target {
 };
 
 struct hf_config {
-	char path[PATH_MAX];     /* the file it came from, or "(default)" */
-	char data_dir[PATH_MAX]; /* absolute */
+	char path[PATH_MAX];	       /* the file it came from, or "(default)" */
+	char data_dir[PATH_MAX];       /* absolute */
 	char control_socket[PATH_MAX]; /* the unix socket holdfastctl talks to */
-	int workers;             /* target worker threads */
+	int workers;		       /* target worker threads */
 	int log_level;
 	struct hf_portal *portals;
 	size_t nportals;
@@ -92,5 +92,11 @@ void hf_config_free(struct hf_config *cfg);
 
 /* Create data_dir if needed and load (or create, atomically) data_dir/box-id. */
 int hf_config_prepare_data_dir(struct hf_config *cfg, char *err, size_t errlen);
+
+/* Helpers the parser uses, public for the CLI, the web plane and the target's checks. */
+/* Parse "4096", "64K", "256M", "1G", "2T" (powers of 1024) into bytes; -EINVAL or -ERANGE. */
+int hf_config_parse_size(const char *text, uint64_t *out);
+/* Check an iSCSI name (iqn., eui., naa.; rfc7143 4.2.7); on -EINVAL *why says what is wrong. */
+int hf_config_check_iscsi_name(const char *name, const char **why);
 
 #endif
