@@ -40,7 +40,7 @@ static void parse_at_be32(struct cursor *c, size_t off, uint32_t *v)
 int iscsi_pdu_parse(const uint8_t *bhs, size_t len, struct iscsi_pdu *p, uint8_t *reason)
 {
 	struct cursor c;
-	uint8_t raw_ahs;
+	uint16_t raw_ahs;
 
 	memset(p, 0, sizeof(*p));
 	*reason = 0;

@@ -130,7 +130,7 @@ struct iscsi_pdu {
 	bool final;        /* F bit (T bit for login) */
 	bool cont;         /* C bit: text and login */
 	uint8_t flags;     /* byte 1 below the F bit, raw */
-	uint8_t ahs_len;   /* TotalAHSLength in bytes (already multiplied by 4) */
+	uint16_t ahs_len;  /* TotalAHSLength in bytes (already multiplied by 4, at most 1020) */
 	uint32_t data_len; /* DataSegmentLength */
 	uint64_t lun;      /* raw 8-byte LUN field */
 	uint32_t itt;
