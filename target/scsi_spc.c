@@ -1,7 +1,7 @@
 /* The SPC-4 commands every Holdfast LUN implements: inventory and identity (INQUIRY and its
  * VPD pages, REPORT LUNS, REPORT SUPPORTED OPERATION CODES, REPORT TARGET PORT GROUPS),
  * status (TEST UNIT READY, REQUEST SENSE), mode pages (caching, control, informational
- * exceptions), SCSI-2 reservations and the few legacy commands initiators still send. */
+ * exceptions), SCSI-2 reservations and SEND DIAGNOSTIC. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -780,21 +780,6 @@ static void spc_release(struct scsi_task *t)
 	scsi_task_good(t);
 }
 
-/* sbc3r36 5.10 / 5.11: READ DEFECT DATA(10)/(12). A virtual disk has no defects: the list
- * is empty, in the format asked for. */
-static void spc_read_defect_data(struct scsi_task *t)
-{
-	bool twelve = t->cdb[0] == 0xb7;
-	uint8_t req = cdb_get(t, twelve ? 1 : 2, 1) & 0x1f; /* REQ_PLIST, REQ_GLIST, format */
-	uint32_t alloc = twelve ? cdb_get(t, 6, 4) : cdb_get(t, 7, 2);
-	uint8_t *b = spc_alloc(t, 8);
-
-	if (!b)
-		return;
-	b[1] = req; /* PLISTV, GLISTV, DEFECT LIST FORMAT; the length stays zero */
-	spc_reply(t, twelve ? 8 : 4, alloc);
-}
-
 /* spc4r37 6.42: SEND DIAGNOSTIC. The self-test and the short and extended tests pass at
  * once; diagnostic pages are not supported. */
 static void spc_send_diagnostic(struct scsi_task *t)
@@ -830,114 +815,43 @@ static void spc_send_diagnostic(struct scsi_task *t)
 
 /* CDB usage data (spc4r37 6.35.3): a bit is set where the device server looks at the
  * CDB's bit. Every CONTROL byte shows NACA (bit 2), which the dispatcher checks. */
+#define SPC_CMD(op, sa_, name_, len, flags_, fn, ...)                                              \
+	{                                                                                          \
+		.opcode = (op), .sa = (sa_), .name = (name_), .cdb_len = (len),                    \
+		.usage = {__VA_ARGS__}, .flags = (flags_), .exec = (fn)                            \
+	}
+#define SPC_INVENTORY (SCSI_CMD_F_NO_LUN | SCSI_CMD_F_NO_UA | SCSI_CMD_F_NO_CONFLICT)
+
 const struct scsi_cmd_desc scsi_spc_cmds[] = {
-	{0x00, SCSI_NO_SA, "TEST UNIT READY", 6, {0x00, 0, 0, 0, 0, 0x04}, 0, spc_test_unit_ready},
-	{0x03,
-	 SCSI_NO_SA,
-	 "REQUEST SENSE",
-	 6,
-	 {0x03, 0x01, 0, 0, 0xff, 0x04},
-	 SCSI_CMD_F_NO_LUN | SCSI_CMD_F_NO_UA | SCSI_CMD_F_NO_CONFLICT,
-	 spc_request_sense},
-	{0x12,
-	 SCSI_NO_SA,
-	 "INQUIRY",
-	 6,
-	 {0x12, 0x03, 0xff, 0xff, 0xff, 0x04},
-	 SCSI_CMD_F_NO_LUN | SCSI_CMD_F_NO_UA | SCSI_CMD_F_NO_CONFLICT,
-	 spc_inquiry},
-	{0x15,
-	 SCSI_NO_SA,
-	 "MODE SELECT(6)",
-	 6,
-	 {0x15, 0x11, 0, 0, 0xff, 0x04},
-	 SCSI_CMD_F_DATA_OUT,
-	 spc_mode_select},
-	{0x16, SCSI_NO_SA, "RESERVE(6)", 6, {0x16, 0x01, 0, 0, 0, 0x04}, 0, spc_reserve},
-	{0x17,
-	 SCSI_NO_SA,
-	 "RELEASE(6)",
-	 6,
-	 {0x17, 0x01, 0, 0, 0, 0x04},
-	 SCSI_CMD_F_NO_CONFLICT,
-	 spc_release},
-	{0x1a,
-	 SCSI_NO_SA,
-	 "MODE SENSE(6)",
-	 6,
-	 {0x1a, 0x08, 0xff, 0xff, 0xff, 0x04},
-	 0,
-	 spc_mode_sense},
-	{0x1d,
-	 SCSI_NO_SA,
-	 "SEND DIAGNOSTIC",
-	 6,
-	 {0x1d, 0xe4, 0, 0xff, 0xff, 0x04},
-	 SCSI_CMD_F_DATA_OUT,
-	 spc_send_diagnostic},
-	{0x37,
-	 SCSI_NO_SA,
-	 "READ DEFECT DATA(10)",
-	 10,
-	 {0x37, 0, 0x1f, 0, 0, 0, 0, 0xff, 0xff, 0x04},
-	 0,
-	 spc_read_defect_data},
-	{0x55,
-	 SCSI_NO_SA,
-	 "MODE SELECT(10)",
-	 10,
-	 {0x55, 0x11, 0, 0, 0, 0, 0, 0xff, 0xff, 0x04},
-	 SCSI_CMD_F_DATA_OUT,
-	 spc_mode_select},
-	{0x56,
-	 SCSI_NO_SA,
-	 "RESERVE(10)",
-	 10,
-	 {0x56, 0x12, 0, 0, 0, 0, 0, 0, 0, 0x04},
-	 0,
-	 spc_reserve},
-	{0x57,
-	 SCSI_NO_SA,
-	 "RELEASE(10)",
-	 10,
-	 {0x57, 0x12, 0, 0, 0, 0, 0, 0, 0, 0x04},
-	 SCSI_CMD_F_NO_CONFLICT,
-	 spc_release},
-	{0x5a,
-	 SCSI_NO_SA,
-	 "MODE SENSE(10)",
-	 10,
-	 {0x5a, 0x18, 0xff, 0xff, 0, 0, 0, 0xff, 0xff, 0x04},
-	 0,
-	 spc_mode_sense},
-	{0xa0,
-	 SCSI_NO_SA,
-	 "REPORT LUNS",
-	 12,
-	 {0xa0, 0, 0xff, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x04},
-	 SCSI_CMD_F_NO_LUN | SCSI_CMD_F_NO_UA | SCSI_CMD_F_NO_CONFLICT,
-	 spc_report_luns},
-	{0xa3,
-	 0x0a,
-	 "REPORT TARGET PORT GROUPS",
-	 12,
-	 {0xa3, 0xff, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x04},
-	 SCSI_CMD_F_NO_CONFLICT,
-	 spc_rtpg},
-	{0xa3,
-	 0x0c,
-	 "REPORT SUPPORTED OPERATION CODES",
-	 12,
-	 {0xa3, 0x1f, 0x87, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0x04},
-	 SCSI_CMD_F_NO_CONFLICT,
-	 spc_rsoc},
-	{0xb7,
-	 SCSI_NO_SA,
-	 "READ DEFECT DATA(12)",
-	 12,
-	 {0xb7, 0x1f, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x04},
-	 0,
-	 spc_read_defect_data},
+	SPC_CMD(0x00, SCSI_NO_SA, "TEST UNIT READY", 6, 0, spc_test_unit_ready, 0x00, 0, 0, 0, 0,
+		0x04),
+	SPC_CMD(0x03, SCSI_NO_SA, "REQUEST SENSE", 6, SPC_INVENTORY, spc_request_sense, 0x03, 0x01,
+		0, 0, 0xff, 0x04),
+	SPC_CMD(0x12, SCSI_NO_SA, "INQUIRY", 6, SPC_INVENTORY, spc_inquiry, 0x12, 0x03, 0xff, 0xff,
+		0xff, 0x04),
+	SPC_CMD(0x15, SCSI_NO_SA, "MODE SELECT(6)", 6, SCSI_CMD_F_DATA_OUT, spc_mode_select, 0x15,
+		0x11, 0, 0, 0xff, 0x04),
+	SPC_CMD(0x16, SCSI_NO_SA, "RESERVE(6)", 6, 0, spc_reserve, 0x16, 0x01, 0, 0, 0, 0x04),
+	SPC_CMD(0x17, SCSI_NO_SA, "RELEASE(6)", 6, SCSI_CMD_F_NO_CONFLICT, spc_release, 0x17, 0x01,
+		0, 0, 0, 0x04),
+	SPC_CMD(0x1a, SCSI_NO_SA, "MODE SENSE(6)", 6, 0, spc_mode_sense, 0x1a, 0x08, 0xff, 0xff,
+		0xff, 0x04),
+	SPC_CMD(0x1d, SCSI_NO_SA, "SEND DIAGNOSTIC", 6, SCSI_CMD_F_DATA_OUT, spc_send_diagnostic,
+		0x1d, 0xe4, 0, 0xff, 0xff, 0x04),
+	SPC_CMD(0x55, SCSI_NO_SA, "MODE SELECT(10)", 10, SCSI_CMD_F_DATA_OUT, spc_mode_select, 0x55,
+		0x11, 0, 0, 0, 0, 0, 0xff, 0xff, 0x04),
+	SPC_CMD(0x56, SCSI_NO_SA, "RESERVE(10)", 10, 0, spc_reserve, 0x56, 0x12, 0, 0, 0, 0, 0, 0,
+		0, 0x04),
+	SPC_CMD(0x57, SCSI_NO_SA, "RELEASE(10)", 10, SCSI_CMD_F_NO_CONFLICT, spc_release, 0x57,
+		0x12, 0, 0, 0, 0, 0, 0, 0, 0x04),
+	SPC_CMD(0x5a, SCSI_NO_SA, "MODE SENSE(10)", 10, 0, spc_mode_sense, 0x5a, 0x18, 0xff, 0xff,
+		0, 0, 0, 0xff, 0xff, 0x04),
+	SPC_CMD(0xa0, SCSI_NO_SA, "REPORT LUNS", 12, SPC_INVENTORY, spc_report_luns, 0xa0, 0, 0xff,
+		0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x04),
+	SPC_CMD(0xa3, 0x0a, "REPORT TARGET PORT GROUPS", 12, SCSI_CMD_F_NO_CONFLICT, spc_rtpg, 0xa3,
+		0xff, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x04),
+	SPC_CMD(0xa3, 0x0c, "REPORT SUPPORTED OPERATION CODES", 12, SCSI_CMD_F_NO_CONFLICT,
+		spc_rsoc, 0xa3, 0x1f, 0x87, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0x04),
 };
 
 const unsigned scsi_spc_ncmds = sizeof(scsi_spc_cmds) / sizeof(scsi_spc_cmds[0]);

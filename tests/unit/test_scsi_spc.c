@@ -1029,22 +1029,7 @@ static void test_send_diagnostic_self_test_passes(void **state)
 	assert_field(RUN(f, &f->a, 0x1d, 0x10, 0, 0, 8, 0), true, 3, -1);
 }
 
-static void test_read_defect_data_is_empty(void **state)
-{
-	struct fx *f = *state;
-	struct scsi_task *t = RUN(f, &f->a, 0x37, 0, 0x0c, 0, 0, 0, 0, 0, 0xff, 0);
-
-	assert_good(t);
-	assert_int_equal(t->in_len, 4);
-	assert_int_equal(t->in[1], 0x0c);
-	assert_int_equal(t->in[2] | t->in[3], 0);
-	t = RUN(f, &f->a, 0xb7, 0x0d, 0, 0, 0, 0, 0, 0, 0, 0xff, 0, 0);
-	assert_good(t);
-	assert_int_equal(t->in_len, 8);
-	assert_int_equal(t->in[1], 0x0d);
-}
-
-static void test_lun_create_rejects_odd_block_size_store(void **state)
+static void test_lun_over_4k_store_reports_its_geometry(void **state)
 {
 	struct scsi_lun *lun = NULL;
 	struct backstore *bs = mem_store(1 << 20, 4096);
@@ -1120,8 +1105,7 @@ int main(void)
 		T(test_rtpg_extended_header),
 		T(test_rtpg_groups_ports_sharing_a_group),
 		T(test_send_diagnostic_self_test_passes),
-		T(test_read_defect_data_is_empty),
-		cmocka_unit_test(test_lun_create_rejects_odd_block_size_store),
+		cmocka_unit_test(test_lun_over_4k_store_reports_its_geometry),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
