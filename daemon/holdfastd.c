@@ -1,20 +1,463 @@
 /* holdfastd: the Holdfast daemon. The parent parses the configuration, starts one process per
- * plane and supervises them; it stays in the foreground and logs to stderr. */
+ * plane and supervises them; it stays in the foreground and logs to stderr. It also serves
+ * the local control socket: each line a client writes is one JSON request, relayed to the
+ * plane that answers it, whose reply goes back as one line (docs/control-protocol.md). */
+#include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
 
+#include <jansson.h>
+
+#include "lib/config.h"
 #include "lib/log.h"
+#include "lib/msg.h"
+#include "lib/proc.h"
+#include "target/target.h"
+
+#define CTL_LINE_MAX	(64 * 1024) /* a request is small; anything longer is refused */
+#define CTL_CLIENTS_MAX 32
+#define CTL_TIMEOUT_MS	10000
+
+/* The planes, in start order. */
+static const struct proc_desc planes[] = {
+	{.name = "target", .id = PROC_TARGET, .main = target_main},
+};
+
+/* The control commands and the plane that answers each. */
+static const struct {
+	const char *cmd;
+	enum hf_proc plane;
+} ctl_routes[] = {
+	{"targets", PROC_TARGET},
+	{"luns", PROC_TARGET},
+	{"sessions", PROC_TARGET},
+};
+
+struct ctl_client {
+	int fd;
+	char in[CTL_LINE_MAX];
+	size_t inlen;
+	char *out;
+	size_t outlen, outoff;
+	uint32_t pending_id; /* 0: no request in flight */
+	enum hf_proc pending_plane;
+	uint64_t deadline_ms;
+	int eof; /* the client shut down its side: close once everything is answered */
+	struct ctl_client *next;
+};
+
+static struct {
+	struct proc_sup *sup;
+	int listen_fd;
+	struct ctl_client *clients;
+	int nclients;
+	uint32_t next_id;
+} ctl = {.listen_fd = -1};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: holdfastd [-c FILE] [-n] [-d] [-v]\n");
+	fprintf(f, "usage: holdfastd [-c FILE] [-n] [-d] [-v]\n"
+		   "  -c FILE  configuration file (default: the embedded default)\n"
+		   "  -n       check the configuration and exit\n"
+		   "  -d       debug: log everything, in the foreground\n"
+		   "  -v       more verbose logging\n");
+}
+
+static void ctl_client_close(struct ctl_client *c)
+{
+	struct ctl_client **pc;
+
+	for (pc = &ctl.clients; *pc; pc = &(*pc)->next) {
+		if (*pc == c) {
+			*pc = c->next;
+			break;
+		}
+	}
+	proc_sup_del_fd(ctl.sup, c->fd);
+	close(c->fd);
+	free(c->out);
+	free(c);
+	ctl.nclients--;
+}
+
+/* The functions below return -1 when they closed the client (it is freed), 0 otherwise. */
+
+static int ctl_client_flush(struct ctl_client *c)
+{
+	while (c->outoff < c->outlen) {
+		ssize_t n = send(c->fd, c->out + c->outoff, c->outlen - c->outoff, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			proc_sup_mod_fd(ctl.sup, c->fd, EPOLLOUT | (c->eof ? 0 : EPOLLIN));
+			return 0;
+		}
+		if (n < 0) {
+			log_debug("%s: client: %s", __func__, strerror(errno));
+			ctl_client_close(c);
+			return -1;
+		}
+		c->outoff += n;
+	}
+	free(c->out);
+	c->out = NULL;
+	c->outlen = c->outoff = 0;
+	proc_sup_mod_fd(ctl.sup, c->fd, c->eof ? 0 : EPOLLIN);
+	return 0;
+}
+
+/* Queue one reply line (a compact JSON object, which never holds a newline) and end the
+ * request in flight. */
+static int ctl_reply_json(struct ctl_client *c, json_t *obj)
+{
+	char *text = json_dumps(obj, JSON_COMPACT);
+	size_t len;
+	char *p;
+
+	c->pending_id = 0;
+	if (!text) {
+		ctl_client_close(c);
+		return -1;
+	}
+	len = strlen(text);
+	p = realloc(c->out, c->outlen + len + 1);
+	if (!p) {
+		free(text);
+		ctl_client_close(c);
+		return -1;
+	}
+	memcpy(p + c->outlen, text, len);
+	p[c->outlen + len] = '\n';
+	c->out = p;
+	c->outlen += len + 1;
+	free(text);
+	return ctl_client_flush(c);
+}
+
+static int ctl_reply_error(struct ctl_client *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int ctl_reply_error(struct ctl_client *c, const char *fmt, ...)
+{
+	char why[256];
+	va_list ap;
+	json_t *o;
+	int rc;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	o = json_pack("{s:s}", "error", why);
+	if (!o) {
+		ctl_client_close(c);
+		return -1;
+	}
+	rc = ctl_reply_json(c, o);
+	json_decref(o);
+	return rc;
+}
+
+static int ctl_request(struct ctl_client *c, const char *line, size_t len)
+{
+	json_t *req, *cmd;
+	char *text;
+	size_t i;
+	int err;
+
+	req = json_loadb(line, len, 0, NULL);
+	cmd = req ? json_object_get(req, "cmd") : NULL;
+	if (!json_is_object(req) || !json_is_string(cmd)) {
+		json_decref(req);
+		return ctl_reply_error(c, "a request is one JSON object with a \"cmd\" string");
+	}
+	for (i = 0; i < sizeof(ctl_routes) / sizeof(ctl_routes[0]); i++)
+		if (!strcmp(ctl_routes[i].cmd, json_string_value(cmd)))
+			break;
+	if (i == sizeof(ctl_routes) / sizeof(ctl_routes[0])) {
+		err = ctl_reply_error(c, "unknown command '%.64s'", json_string_value(cmd));
+		json_decref(req);
+		return err;
+	}
+	/* Relay the request re-encoded, so the plane gets exactly one well-formed object. */
+	text = json_dumps(req, JSON_COMPACT);
+	json_decref(req);
+	if (!text)
+		return ctl_reply_error(c, "out of memory");
+	if (++ctl.next_id == 0)
+		ctl.next_id = 1;
+	err = proc_sup_send(ctl.sup, ctl_routes[i].plane, MSG_CTL_REQUEST, ctl.next_id, text,
+			    strlen(text));
+	free(text);
+	if (err)
+		return ctl_reply_error(c, "the %s plane is not running (%s)",
+				       msg_proc_name(ctl_routes[i].plane), strerror(-err));
+	c->pending_id = ctl.next_id;
+	c->pending_plane = ctl_routes[i].plane;
+	c->deadline_ms = now_ms() + CTL_TIMEOUT_MS;
+	return 0;
+}
+
+/* Take complete lines off the input, one request in flight at a time; close a client that
+ * has said all it will say and has had all its answers. */
+static int ctl_process_lines(struct ctl_client *c)
+{
+	static char line[CTL_LINE_MAX];
+	char *nl;
+	size_t len;
+
+	while (!c->pending_id && (nl = memchr(c->in, '\n', c->inlen))) {
+		len = nl - c->in;
+		memcpy(line, c->in, len);
+		memmove(c->in, nl + 1, c->inlen - len - 1);
+		c->inlen -= len + 1;
+		if (len == 0)
+			continue;
+		if (ctl_request(c, line, len) < 0)
+			return -1;
+	}
+	if (c->eof && !c->pending_id && !c->outlen) {
+		ctl_client_close(c);
+		return -1;
+	}
+	return 0;
+}
+
+/* A request in flight was answered (or given up on) from outside the client's own events. */
+static void ctl_answered(struct ctl_client *c, int rc)
+{
+	if (rc == 0)
+		ctl_process_lines(c);
+}
+
+static struct ctl_client *ctl_client_by_fd(int fd)
+{
+	struct ctl_client *c;
+
+	for (c = ctl.clients; c; c = c->next)
+		if (c->fd == fd)
+			return c;
+	return NULL;
+}
+
+static void ctl_client_cb(void *arg, int fd, uint32_t events)
+{
+	struct ctl_client *c = ctl_client_by_fd(fd);
+	ssize_t n;
+
+	if (!c)
+		return;
+	if ((events & EPOLLOUT) && ctl_client_flush(c) < 0)
+		return;
+	if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !c->eof) {
+		n = recv(c->fd, c->in + c->inlen, sizeof(c->in) - c->inlen, 0);
+		if (n < 0 && errno != EAGAIN && errno != EINTR) {
+			ctl_client_close(c);
+			return;
+		}
+		if (n == 0) {
+			/* The client shut down its side; answer what it asked, then close. */
+			c->eof = 1;
+			proc_sup_mod_fd(ctl.sup, c->fd, c->outlen ? EPOLLOUT : 0);
+		}
+		if (n > 0)
+			c->inlen += n;
+		if (c->inlen == sizeof(c->in) && !memchr(c->in, '\n', c->inlen)) {
+			c->inlen = 0;
+			c->eof = 1;
+			if (ctl_reply_error(c, "request longer than %d bytes", CTL_LINE_MAX) < 0)
+				return;
+		}
+	}
+	ctl_process_lines(c);
+}
+
+static void ctl_accept_cb(void *arg, int fd, uint32_t events)
+{
+	struct ctl_client *c;
+	int cfd;
+
+	while ((cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+		if (ctl.nclients >= CTL_CLIENTS_MAX) {
+			log_warnx("%s: more than %d control clients; refusing one", __func__,
+				  CTL_CLIENTS_MAX);
+			close(cfd);
+			continue;
+		}
+		c = calloc(1, sizeof(*c));
+		if (!c || proc_sup_add_fd(ctl.sup, cfd, EPOLLIN, ctl_client_cb, NULL)) {
+			free(c);
+			close(cfd);
+			continue;
+		}
+		c->fd = cfd;
+		c->next = ctl.clients;
+		ctl.clients = c;
+		ctl.nclients++;
+	}
+}
+
+static void ctl_on_msg(void *arg, enum hf_proc from, struct msg *m)
+{
+	struct ctl_client *c;
+	json_t *reply;
+	int rc;
+
+	switch (m->type) {
+	case MSG_CTL_REPLY:
+		for (c = ctl.clients; c; c = c->next)
+			if (c->pending_id == m->id && c->pending_plane == from)
+				break;
+		if (!c) {
+			/* The client left or timed out; the answer has nobody to go to. */
+			log_debug("%s: reply %u from %s has no client", __func__, m->id,
+				  msg_proc_name(from));
+			return;
+		}
+		reply = json_loadb((const char *)m->data, m->len, 0, NULL);
+		if (!json_is_object(reply)) {
+			json_decref(reply);
+			log_warnx("%s: %s sent a reply that is not a JSON object", __func__,
+				  msg_proc_name(from));
+			rc = ctl_reply_error(c, "the %s plane sent an invalid reply",
+					     msg_proc_name(from));
+		} else {
+			rc = ctl_reply_json(c, reply);
+			json_decref(reply);
+		}
+		ctl_answered(c, rc);
+		return;
+	default:
+		fatalx("%s: message %s (%u) from %s has no handler", __func__,
+		       msg_type_name(m->type), m->type, msg_proc_name(from));
+	}
+}
+
+static void ctl_on_child_down(void *arg, enum hf_proc who)
+{
+	struct ctl_client *c, *next;
+
+	for (c = ctl.clients; c; c = next) {
+		next = c->next;
+		if (c->pending_id && c->pending_plane == who)
+			ctl_answered(c, ctl_reply_error(c, "the %s plane stopped before answering",
+							msg_proc_name(who)));
+	}
+}
+
+static void ctl_on_tick(void *arg)
+{
+	struct ctl_client *c, *next;
+	uint64_t now = now_ms();
+
+	for (c = ctl.clients; c; c = next) {
+		next = c->next;
+		if (c->pending_id && now >= c->deadline_ms)
+			ctl_answered(c, ctl_reply_error(
+						c, "the %s plane did not answer within %d ms",
+						msg_proc_name(c->pending_plane), CTL_TIMEOUT_MS));
+	}
+}
+
+/* Bind the control socket, mode 0600: whoever can use it can reconfigure the box. */
+static int ctl_listen(const char *path)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	struct stat st;
+	mode_t old;
+	int fd, err;
+
+	if (strlen(path) >= sizeof(sun.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			log_warnx("%s: %s exists and is not a socket", __func__, path);
+			close(fd);
+			return -EEXIST;
+		}
+		/* A socket someone answers on belongs to a running daemon; a dead one is left
+		 * over from a crash and can go. */
+		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0 || errno == EAGAIN) {
+			log_warnx("%s: another holdfastd is listening on %s", __func__, path);
+			close(fd);
+			return -EADDRINUSE;
+		}
+		close(fd);
+		unlink(path);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return -errno;
+	}
+	old = umask(0177);
+	err = bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ? -errno : 0;
+	umask(old);
+	if (!err && chmod(path, 0600) < 0)
+		err = -errno;
+	if (!err && listen(fd, 16) < 0)
+		err = -errno;
+	if (err) {
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+/* Tell the person who just started the box what to type next. */
+static void print_banner(const struct hf_config *cfg, int is_default)
+{
+	const struct hf_target *t = &cfg->targets[0];
+	const struct hf_portal *pt = &cfg->portals[t->portals[0]];
+	int v6 = strchr(pt->address, ':') != NULL;
+	char url[HF_ADDR_MAX + 16];
+	size_t i;
+
+	for (i = 0; i < cfg->ntargets; i++)
+		log_info("%s: target %s (%zu lun%s)", __func__, cfg->targets[i].iqn,
+			 cfg->targets[i].nluns, cfg->targets[i].nluns == 1 ? "" : "s");
+	snprintf(url, sizeof(url), "iscsi://%s%s%s:%u", v6 ? "[" : "", pt->address, v6 ? "]" : "",
+		 pt->port);
+	printf("holdfastd: %s configuration, data in %s\n", is_default ? "default" : "loaded",
+	       cfg->data_dir);
+	printf("holdfastd: target %s\n", t->iqn);
+	printf("holdfastd: try:\n  iscsi-ls -s %s\n  iscsi-inq %s/%s/%u\n", url, url, t->iqn,
+	       t->luns[0].id);
+	printf("holdfastd: control socket %s (holdfastctl -s %s targets)\n", cfg->control_socket,
+	       cfg->control_socket);
+	fflush(stdout);
 }
 
 int main(int argc, char **argv)
 {
+	const struct proc_hooks hooks = {
+		.on_msg = ctl_on_msg,
+		.on_child_down = ctl_on_child_down,
+		.on_tick = ctl_on_tick,
+	};
 	const char *conffile = NULL;
-	int check_only = 0, debug = 0, verbose = 0, c;
+	int check_only = 0, debug = 0, verbose = 0, c, err, rc = 1;
+	struct hf_config *cfg = NULL;
+	char why[1024];
 
 	while ((c = getopt(argc, argv, "c:ndvh")) != -1) {
 		switch (c) {
@@ -43,7 +486,63 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	log_init("parent", debug || verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO, 0);
-	log_debug("%s: config %s, check only %d", __func__, conffile ? conffile : "(default)",
-		  check_only);
-	return 0;
+
+	if (conffile)
+		err = hf_config_load_file(conffile, &cfg, why, sizeof(why));
+	else
+		err = hf_config_load_string(hf_config_default_text, "(default)", &cfg, why,
+					    sizeof(why));
+	if (err) {
+		fprintf(stderr, "%s\n", why);
+		return 1;
+	}
+	if (check_only) {
+		printf("configuration OK\n");
+		hf_config_free(cfg);
+		return 0;
+	}
+	if (!debug && !verbose)
+		log_init("parent", cfg->log_level, 0);
+
+	err = hf_config_prepare_data_dir(cfg, why, sizeof(why));
+	if (err) {
+		log_warnx("%s: %s", __func__, why);
+		goto out_free;
+	}
+	err = proc_sup_create(cfg, planes, sizeof(planes) / sizeof(planes[0]), &hooks, &ctl.sup);
+	if (err) {
+		log_warnx("%s: supervisor: %s", __func__, strerror(-err));
+		goto out_free;
+	}
+	ctl.listen_fd = ctl_listen(cfg->control_socket);
+	if (ctl.listen_fd < 0) {
+		log_warnx("%s: control socket %s: %s", __func__, cfg->control_socket,
+			  strerror(-ctl.listen_fd));
+		goto out_sup;
+	}
+	err = proc_sup_add_fd(ctl.sup, ctl.listen_fd, EPOLLIN, ctl_accept_cb, NULL);
+	if (err) {
+		log_warnx("%s: control socket: %s", __func__, strerror(-err));
+		goto out_listen;
+	}
+	print_banner(cfg, conffile == NULL);
+
+	err = proc_sup_run(ctl.sup);
+	if (err)
+		log_warnx("%s: %s", __func__,
+			  err == -ECHILD ? "a plane cannot run with this configuration"
+					 : strerror(-err));
+	else
+		rc = 0;
+	while (ctl.clients)
+		ctl_client_close(ctl.clients);
+out_listen:
+	close(ctl.listen_fd);
+	unlink(cfg->control_socket);
+out_sup:
+	proc_sup_destroy(ctl.sup);
+out_free:
+	hf_config_free(cfg);
+	log_info("%s: stopped", __func__);
+	return rc;
 }
