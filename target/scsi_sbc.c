@@ -308,13 +308,11 @@ static bool sbc_rw_checks(struct scsi_task *t, const struct scsi_cdb *cdb)
 		scsi_task_check_cdb_field(t, 1, 7);
 		return false;
 	}
-	if (!sbc_range_ok(t, cdb->lba, cdb->xfer_len))
-		return false;
 	if (cdb->xfer_len > SBC_MAX_XFER_BLOCKS(bsz)) {
 		scsi_task_check_cdb_field(t, sbc_len_field(cdb), -1);
 		return false;
 	}
-	return true;
+	return sbc_range_ok(t, cdb->lba, cdb->xfer_len);
 }
 
 /* Writes are FUA when the initiator asks, and always when the write cache is disabled
