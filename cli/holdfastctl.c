@@ -1,15 +1,20 @@
 /* holdfastctl: asks a running holdfastd about its targets, LUNs and sessions over the local
- * control socket, and prints tables for people or raw JSON for scripts. */
+ * control socket, and prints tables for people or raw JSON for scripts. The protocol is one
+ * JSON object per line each way (docs/control-protocol.md). */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <jansson.h>
+
+#include "lib/config.h"
 
 /* Exit codes are part of the interface: scripts branch on them. */
 enum {
@@ -19,16 +24,28 @@ enum {
 	EXIT_UNREACHABLE = 3,
 };
 
-#define DEFAULT_SOCKET "holdfast-data/holdfastd.sock"
+#define DEFAULT_SOCKET	"holdfast-data/holdfastd.sock"
+#define REPLY_MAX	(2 * 1024 * 1024) /* the daemon's replies are at most 1 MiB */
+#define REPLY_TIMEOUT_S 15		  /* the daemon itself gives up after 10 s */
+
+static const char *const commands[] = {"targets", "luns", "sessions", NULL};
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: holdfastctl [-s SOCKET | -c CONFIG] [--json] targets|luns|sessions\n");
+	fprintf(f,
+		"usage: holdfastctl [-s SOCKET | -c CONFIG] [--json] targets|luns|sessions\n"
+		"  -s SOCKET  the daemon's control socket (default: %s)\n"
+		"  -c CONFIG  read the control socket's path from this configuration\n"
+		"  --json     print the daemon's JSON answer instead of a table\n"
+		"exit status: 0 ok, 1 the daemon reported an error, 2 usage, 3 daemon not "
+		"reachable\n",
+		DEFAULT_SOCKET);
 }
 
 static int ctl_connect(const char *path)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	struct timeval tv = {.tv_sec = REPLY_TIMEOUT_S};
 	int fd;
 
 	if (strlen(path) >= sizeof(sun.sun_path))
@@ -43,7 +60,213 @@ static int ctl_connect(const char *path)
 		close(fd);
 		return err;
 	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	return fd;
+}
+
+static int send_all(int fd, const char *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* Send one request line and read one reply line. Returns the parsed reply or NULL with
+ * *why set. */
+static json_t *ctl_call(int fd, const char *cmd, const char **why)
+{
+	char req[128], *buf;
+	size_t len = 0;
+	json_t *reply;
+	int err;
+
+	snprintf(req, sizeof(req), "{\"cmd\":\"%s\"}\n", cmd);
+	err = send_all(fd, req, strlen(req));
+	if (err) {
+		*why = strerror(-err);
+		return NULL;
+	}
+	buf = malloc(REPLY_MAX);
+	if (!buf) {
+		*why = strerror(ENOMEM);
+		return NULL;
+	}
+	for (;;) {
+		ssize_t n = recv(fd, buf + len, REPLY_MAX - len, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			*why = errno == EAGAIN ? "no answer in time" : strerror(errno);
+			free(buf);
+			return NULL;
+		}
+		if (n == 0) {
+			*why = "the daemon closed the connection without answering";
+			free(buf);
+			return NULL;
+		}
+		if (memchr(buf + len, '\n', n)) {
+			len += n;
+			break;
+		}
+		len += n;
+		if (len == REPLY_MAX) {
+			*why = "the answer is too long";
+			free(buf);
+			return NULL;
+		}
+	}
+	reply = json_loadb(buf, (char *)memchr(buf, '\n', len) - buf, 0, NULL);
+	free(buf);
+	if (!json_is_object(reply)) {
+		json_decref(reply);
+		*why = "the answer is not a JSON object";
+		return NULL;
+	}
+	return reply;
+}
+
+/* Field accessors that print "-" for what the daemon did not say, so a newer or older
+ * daemon's answer still makes a table. */
+static const char *str_of(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (json_is_string(v) && json_string_length(v) > 0)
+		return json_string_value(v);
+	return "-";
+}
+
+static const char *int_of(json_t *o, const char *key, char *buf, size_t len)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (!json_is_integer(v))
+		return "-";
+	snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+	return buf;
+}
+
+static const char *size_of(json_t *o, const char *key, char *buf, size_t len)
+{
+	static const char units[] = "BKMGTP";
+	json_t *v = json_object_get(o, key);
+	double s;
+	int u = 0;
+
+	if (!json_is_integer(v))
+		return "-";
+	s = (double)json_integer_value(v);
+	while (s >= 1024 && units[u + 1]) {
+		s /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%.0fB", s);
+	else
+		snprintf(buf, len, s == (double)(long long)s ? "%.0f%ciB" : "%.1f%ciB", s,
+			 units[u]);
+	return buf;
+}
+
+static void print_targets(json_t *reply)
+{
+	json_t *targets = json_object_get(reply, "targets"), *t;
+	size_t i;
+
+	printf("%-44s %-12s %-28s %4s %-10s %s\n", "TARGET", "ALIAS", "PORTALS", "LUNS", "ACL",
+	       "CHAP");
+	json_array_foreach(targets, i, t)
+	{
+		json_t *portals = json_object_get(t, "portals"), *p;
+		json_t *acl = json_object_get(t, "acl");
+		char ptext[256] = "", aclbuf[32];
+		size_t j, off = 0;
+
+		json_array_foreach(portals, j, p)
+		{
+			const char *addr = str_of(p, "address");
+			int v6 = strchr(addr, ':') != NULL;
+			char port[16], tpgt[16];
+			int n;
+
+			n = snprintf(ptext + off, sizeof(ptext) - off, "%s%s%s%s:%s,%s",
+				     j ? " " : "", v6 ? "[" : "", addr, v6 ? "]" : "",
+				     int_of(p, "port", port, sizeof(port)),
+				     int_of(p, "tpgt", tpgt, sizeof(tpgt)));
+			if (n < 0 || (size_t)n >= sizeof(ptext) - off)
+				break;
+			off += n;
+		}
+		if (!json_is_array(acl))
+			snprintf(aclbuf, sizeof(aclbuf), "-");
+		else if (json_array_size(acl) == 0)
+			snprintf(aclbuf, sizeof(aclbuf), "open");
+		else
+			snprintf(aclbuf, sizeof(aclbuf), "%zu allowed", json_array_size(acl));
+		printf("%-44s %-12s %-28s %4zu %-10s %s\n", str_of(t, "iqn"), str_of(t, "alias"),
+		       off ? ptext : "-", json_array_size(json_object_get(t, "luns")), aclbuf,
+		       json_is_true(json_object_get(t, "chap")) ? "yes" : "no");
+	}
+}
+
+static void print_luns(json_t *reply)
+{
+	json_t *targets = json_object_get(reply, "targets"), *t, *l;
+	size_t i, j;
+
+	printf("%-44s %5s %-12s %-6s %10s %5s %s\n", "TARGET", "LUN", "BACKSTORE", "TYPE", "SIZE",
+	       "BLOCK", "PATH");
+	json_array_foreach(targets, i, t)
+	{
+		json_array_foreach(json_object_get(t, "luns"), j, l)
+		{
+			char id[24], size[32], bs[16];
+
+			printf("%-44s %5s %-12s %-6s %10s %5s %s\n", str_of(t, "iqn"),
+			       int_of(l, "id", id, sizeof(id)), str_of(l, "backstore"),
+			       str_of(l, "type"), size_of(l, "size", size, sizeof(size)),
+			       int_of(l, "block_size", bs, sizeof(bs)), str_of(l, "path"));
+		}
+	}
+}
+
+static void print_sessions(json_t *reply)
+{
+	json_t *sessions = json_object_get(reply, "sessions"), *s, *c;
+	size_t i, j;
+
+	if (json_array_size(sessions) == 0) {
+		printf("no sessions\n");
+		return;
+	}
+	printf("%-44s %-12s %5s %-9s %-36s %s\n", "INITIATOR", "ISID", "TSIH", "TYPE", "TARGET",
+	       "CONNECTIONS");
+	json_array_foreach(sessions, i, s)
+	{
+		char tsih[16];
+
+		printf("%-44s %-12s %5s %-9s %-36s", str_of(s, "initiator"), str_of(s, "isid"),
+		       int_of(s, "tsih", tsih, sizeof(tsih)), str_of(s, "type"),
+		       str_of(s, "target"));
+		json_array_foreach(json_object_get(s, "connections"), j, c)
+		{
+			char cid[16];
+
+			printf(" %s:%s", int_of(c, "cid", cid, sizeof(cid)), str_of(c, "peer"));
+		}
+		printf("\n");
+	}
 }
 
 int main(int argc, char **argv)
@@ -51,16 +274,23 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{"json", no_argument, NULL, 'j'},
 		{"socket", required_argument, NULL, 's'},
+		{"config", required_argument, NULL, 'c'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
-	const char *sock = DEFAULT_SOCKET;
-	int json = 0, c, fd;
+	const char *sock = DEFAULT_SOCKET, *conffile = NULL, *cmd, *why = NULL;
+	struct hf_config *cfg = NULL;
+	char sockbuf[PATH_MAX], err[1024];
+	int json = 0, c, fd, i, rc;
+	json_t *reply, *e;
 
-	while ((c = getopt_long(argc, argv, "s:jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:c:jh", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			sock = optarg;
+			break;
+		case 'c':
+			conffile = optarg;
 			break;
 		case 'j':
 			json = 1;
@@ -77,12 +307,52 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
+	cmd = argv[optind];
+	for (i = 0; commands[i]; i++)
+		if (!strcmp(commands[i], cmd))
+			break;
+	if (!commands[i]) {
+		fprintf(stderr, "holdfastctl: unknown command '%s'\n", cmd);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (conffile) {
+		if (hf_config_load_file(conffile, &cfg, err, sizeof(err))) {
+			fprintf(stderr, "%s\n", err);
+			return EXIT_USAGE;
+		}
+		snprintf(sockbuf, sizeof(sockbuf), "%s", cfg->control_socket);
+		sock = sockbuf;
+		hf_config_free(cfg);
+	}
+
 	fd = ctl_connect(sock);
 	if (fd < 0) {
-		fprintf(stderr, "holdfastctl: %s: %s\n", sock, strerror(-fd));
+		fprintf(stderr, "holdfastctl: cannot reach holdfastd at %s: %s\n", sock,
+			strerror(-fd));
 		return EXIT_UNREACHABLE;
 	}
-	(void)json;
+	reply = ctl_call(fd, cmd, &why);
 	close(fd);
-	return EXIT_OK;
+	if (!reply) {
+		fprintf(stderr, "holdfastctl: %s: %s\n", sock, why);
+		return EXIT_UNREACHABLE;
+	}
+	e = json_object_get(reply, "error");
+	rc = e ? EXIT_DAEMON_ERROR : EXIT_OK;
+	if (json) {
+		json_dumpf(reply, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		printf("\n");
+	} else if (e) {
+		fprintf(stderr, "holdfastctl: %s\n",
+			json_is_string(e) ? json_string_value(e) : "the daemon reported an error");
+	} else if (!strcmp(cmd, "targets")) {
+		print_targets(reply);
+	} else if (!strcmp(cmd, "luns")) {
+		print_luns(reply);
+	} else {
+		print_sessions(reply);
+	}
+	json_decref(reply);
+	return rc;
 }

@@ -191,7 +191,7 @@ static void child_chan_cb(void *arg, int fd, uint32_t events)
 			err = msg_recv(&c->chan, &m);
 			if (err == -EAGAIN)
 				break;
-			if (err == -EPIPE) {
+			if (err == -EPIPE || err == -ECONNRESET) {
 				/* The child closed its end; normally it is exiting and SIGCHLD
 				 * follows. Its requests will not be answered. */
 				log_debug("%s: %s closed its channel", __func__, c->desc->name);
@@ -351,6 +351,9 @@ static void reap_children(struct proc_sup *sup)
 		else if (WIFEXITED(status))
 			log_warnx("%s: %s (pid %d) exited with status %d", __func__, c->desc->name,
 				  (int)pid, WEXITSTATUS(status));
+		else if (WIFSIGNALED(status) && sup->stopping)
+			log_info("%s: %s (pid %d) ended by signal %d (%s)", __func__, c->desc->name,
+				 (int)pid, WTERMSIG(status), strsignal(WTERMSIG(status)));
 		else if (WIFSIGNALED(status))
 			log_warnx("%s: %s (pid %d) was killed by signal %d (%s)%s", __func__,
 				  c->desc->name, (int)pid, WTERMSIG(status),
