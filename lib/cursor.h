@@ -68,13 +68,16 @@ static inline int cur_be32(struct cursor *c, uint32_t *v)
 
 static inline int cur_be64(struct cursor *c, uint64_t *v)
 {
-	uint32_t hi, lo;
+	const uint8_t *p;
+	uint64_t r = 0;
 
 	if (cur_left(c) < 8)
 		return -EBADMSG;
-	cur_be32(c, &hi);
-	cur_be32(c, &lo);
-	*v = (uint64_t)hi << 32 | lo;
+	p = c->data + c->pos;
+	for (int i = 0; i < 8; i++)
+		r = r << 8 | p[i];
+	*v = r;
+	c->pos += 8;
 	return 0;
 }
 

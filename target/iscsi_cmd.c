@@ -8,6 +8,7 @@
 
 #include "lib/log.h"
 #include "target/backstore.h"
+#include "target/scsi_cmd.h"
 #include "target/scsi_sense.h"
 #include "target/transport.h"
 
@@ -216,6 +217,10 @@ static void cmd_scsi_done(struct scsi_task *st)
 static void cmd_exec(struct task *t)
 {
 	t->state = TASK_EXEC;
+	if (t->data_error) {
+		scsi_task_check(&t->st, t->data_error);
+		return;
+	}
 	if (t->too_big) {
 		/* We cannot buffer this much; the command set would refuse it anyway
 		 * (the block limits page says so). */
@@ -268,7 +273,8 @@ static void cmd_progress(struct task *t)
 {
 	if (!t->delivered || !t->pdu_in || t->state != TASK_DATA_OUT)
 		return;
-	if ((t->st.dir & SCSI_DIR_WRITE) && !t->too_big && t->received < t->st.edtl) {
+	if ((t->st.dir & SCSI_DIR_WRITE) && !t->too_big && !t->data_error &&
+	    t->received < t->st.edtl) {
 		if (!t->unsol_open)
 			cmd_send_r2ts(t);
 		return;
@@ -477,16 +483,19 @@ void cmd_data_out(struct conn *c, const struct iscsi_pdu *p)
 	struct task *t = task_find(c, p->itt);
 	uint32_t dlen = p->data_len;
 	const char *why = NULL;
+	const struct scsi_sense *err = &SENSE_DATA_PHASE_ERROR;
 
-	if (!t || t->aborted || t->too_big) {
+	if (!t || t->aborted || t->too_big || t->data_error) {
 		/* The task is gone (aborted, or never accepted): drop its data. */
 		conn_rx_into(c, NULL, true);
 		return;
 	}
 	if (!(t->st.dir & SCSI_DIR_WRITE) || t->state == TASK_EXEC || t->state == TASK_SENDING)
 		why = "Data-Out for a task that takes no more data";
-	else if (p->buffer_offset != t->received || dlen > t->st.edtl - t->received)
-		why = "Data-Out offset or length outside the transfer";
+	else if (dlen > t->st.edtl - p->buffer_offset)
+		why = "Data-Out beyond the Expected Data Transfer Length", err = &SENSE_TOO_MUCH_WRITE_DATA;
+	else if (p->buffer_offset != t->received)
+		why = "Data-Out offset out of sequence", err = &SENSE_DATA_OFFSET_ERROR;
 	else if (p->ttt == ISCSI_RSVD_TAG) {
 		if (!t->unsol_open)
 			why = "unsolicited Data-Out not allowed";
@@ -498,7 +507,7 @@ void cmd_data_out(struct conn *c, const struct iscsi_pdu *p)
 			t->unsol_datasn++;
 	} else {
 		if (t->outstanding_r2t == 0 || p->ttt != t->ttt)
-			why = "Data-Out with an unknown Target Transfer Tag";
+			why = "Data-Out with an unknown Target Transfer Tag", err = &SENSE_INVALID_TTT;
 		else if (p->datasn != t->datasn_expected)
 			why = "DataSN out of order";
 		else if (dlen > t->burst_left)
@@ -511,13 +520,17 @@ void cmd_data_out(struct conn *c, const struct iscsi_pdu *p)
 		}
 	}
 	if (why) {
-		/* RFC 7143 7.x: at ERL 0 a sequence error is recovered by dropping the
-		 * connection; the initiator retries on a new one. */
+		/* The command cannot complete as sent. Rather than drop the whole session
+		 * (all ERL 0 offers), it fails with the SCSI answer for a broken data phase
+		 * (spc4r37 D.2: ABORTED COMMAND, 4B/xx) and its remaining data is dropped. */
 		log_warnx("%s: %s: itt 0x%x: %s", __func__, c->peer, p->itt, why);
-		conn_reject(c, ISCSI_REJECT_PROTOCOL_ERROR, c->bhs);
-		c->txtail->close_after = true;
-		c->state = CONN_LOGGED_OUT;
 		conn_rx_into(c, NULL, true);
+		if (t->state == TASK_DATA_OUT && t->delivered) {
+			t->state = TASK_EXEC;
+			scsi_task_check(&t->st, err);
+		} else {
+			t->data_error = err;
+		}
 		return;
 	}
 	c->rx_task = t;

@@ -240,8 +240,12 @@ static void session_conn_leave(struct session *s)
 		s->dying = true;
 	pthread_mutex_unlock(&tgt_global.lock);
 	if (last) {
-		/* At ErrorRecoveryLevel 0 a session ends with its last connection. */
+		/* At ErrorRecoveryLevel 0 a session ends with its last connection: the I_T
+		 * nexus is gone for every LUN of the target. */
 		cmd_drop_pending(s);
+		if (s->type == ISCSI_SESSION_NORMAL)
+			for (size_t i = 0; i < s->target->info.nluns; i++)
+				scsi_lun_nexus_logout(s->target->luns[i].dev, &s->nexus);
 		session_put(s);
 	}
 }

@@ -66,6 +66,11 @@ static const struct scsi_sense SENSE_REPORTED_LUNS_CHANGED = SCSI_SENSE_TRIPLE(0
 static const struct scsi_sense SENSE_WRITE_PROTECTED = SCSI_SENSE_TRIPLE(0x7, 0x27, 0x00);
 static const struct scsi_sense SENSE_SPACE_ALLOC_FAILED = SCSI_SENSE_TRIPLE(0x7, 0x27, 0x07);
 static const struct scsi_sense SENSE_ABORTED_COMMAND = SCSI_SENSE_TRIPLE(0xb, 0x00, 0x00);
+/* Errors of the transport's data phase (spc4r37 D.2, 4Bh). */
+static const struct scsi_sense SENSE_DATA_PHASE_ERROR = SCSI_SENSE_TRIPLE(0xb, 0x4b, 0x00);
+static const struct scsi_sense SENSE_INVALID_TTT = SCSI_SENSE_TRIPLE(0xb, 0x4b, 0x01);
+static const struct scsi_sense SENSE_TOO_MUCH_WRITE_DATA = SCSI_SENSE_TRIPLE(0xb, 0x4b, 0x02);
+static const struct scsi_sense SENSE_DATA_OFFSET_ERROR = SCSI_SENSE_TRIPLE(0xb, 0x4b, 0x05);
 static const struct scsi_sense SENSE_MISCOMPARE = SCSI_SENSE_TRIPLE(0xe, 0x1d, 0x00);
 
 /* Length of the fixed-format sense data scsi_sense_build() produces. */

@@ -154,6 +154,8 @@ struct task {
 	bool pdu_in;	 /* the SCSI Command PDU (with immediate data) is in */
 	bool too_big;	 /* EDTL beyond what we buffer: fails with CHECK CONDITION */
 	bool unsol_open; /* unsolicited Data-Out still to come (F=0 on the command) */
+	/* A broken Data-Out sequence: the command fails with this when its turn comes. */
+	const struct scsi_sense *data_error;
 	uint32_t unsol_datasn;
 	struct tmf_wait *wait; /* a TMF waiting for this task to drain */
 	int tx_refs;	       /* queued transmit PDUs that point into this task */
