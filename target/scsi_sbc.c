@@ -892,7 +892,7 @@ static void sbc_read_capacity16(struct scsi_task *t)
 		p[13] = sbc_ilog2(SBC_PHYS_BLOCK_BYTES / bsz) & 0x0f;
 	/* Byte 14: LBPME (thin provisioned, sbc3r36 4.7.3) and LBPRZ (unmapped blocks read
 	 * zero); LOWEST ALIGNED LOGICAL BLOCK ADDRESS zero. */
-	p[14] = 0x80 | (SBC_LBPRZ ? 0x40 : 0);
+	p[14] = 0x80 | (SBC_LBPRZ && bs_discard_zeroes(scsi_lun_bs(t->lun)) ? 0x40 : 0);
 	t->in_len = cdb.alloc_len < 32 ? cdb.alloc_len : 32;
 	scsi_task_good(t);
 }
@@ -1134,9 +1134,10 @@ static void sbc_write_same(struct scsi_task *t)
 	bytes = (uint64_t)cdb.xfer_len * bsz;
 
 	/* sbc3r36 4.7.3.4: with UNMAP set the blocks may be unmapped when that reads back
-	 * as the pattern; LBPRZ=1 makes that exactly a zero pattern (or NDOB). Any other
-	 * pattern is written. */
-	if ((cdb.flags & SCSI_CDB_UNMAP) && (ndob || sbc_all_zero(t->out, bsz))) {
+	 * as the pattern; LBPRZ=1 makes that exactly a zero pattern (or NDOB), on a store whose
+	 * holes read back as zeros. Anything else is written. */
+	if ((cdb.flags & SCSI_CDB_UNMAP) && bs_discard_zeroes(bs) &&
+	    (ndob || sbc_all_zero(t->out, bsz))) {
 		if (!sbc_range_get(&range, t->lun, cdb.lba, cdb.xfer_len, false)) {
 			scsi_task_status(t, SCSI_STATUS_BUSY);
 			return;
