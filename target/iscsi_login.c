@@ -480,8 +480,12 @@ static int negotiate_key(struct negotiation *n, int id, const struct iscsi_kv *k
 	}
 	case KK_MRDSL:
 		/* RFC 7143 13.12: declarative; each side states what it can receive. */
-		if (iscsi_kv_value_u64(kv, &v) || v < DSL_MIN || v > DSL_MAX)
+		if (iscsi_kv_value_u64(kv, &v) || v < DSL_MIN || v > DSL_MAX) {
+			/* The key was answered (with Reject); declaring ours later in the same
+			 * login would repeat it, so our side keeps the 8192 default. */
+			*n->mrdsl_declared = true;
 			return add_reject(n->out, d->name);
+		}
 		p->initiator_max_recv_dsl = (uint32_t)v;
 		if (*n->mrdsl_declared)
 			return 0;

@@ -5,6 +5,7 @@
  * T (or F for text), bit 6 C, bits 3-2 CSG, bits 1-0 NSG; bit 5 sets version_min=1 and bit 4
  * a non-zero TSIH. ttt_sel picks the TTT of a text request (0: reserved, else the last one
  * the target handed out). */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include "lib/config.h"
 #include "lib/log.h"
 #include "target/iscsi_login.h"
+#include "target/iscsi_text.h"
 
 static struct hf_portal portals[] = {
 	{.name = "p4", .address = "127.0.0.1", .port = 3260, .tpgt = 1},
@@ -55,6 +57,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct iscsi_text_state *ts = NULL;
 	struct iscsi_params params;
 	uint32_t last_ttt = ISCSI_RSVD_TAG;
+	static struct iscsi_kv kv[ISCSI_TEXT_MAX_PAIRS];
+	bool prev_cont = false;
+	size_t nkv;
 	size_t pos = 1;
 
 	if (!inited) {
@@ -104,6 +109,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 			if (rsp.data_len > 8192 || (rsp.transit && rsp.cont))
 				abort();
+			/* A whole response must itself be valid text without repeated keys. */
+			if (!rsp.cont && !prev_cont && rsp.data_len > 0 &&
+			    iscsi_text_parse(rsp.data, rsp.data_len, kv, ISCSI_TEXT_MAX_PAIRS,
+					     &nkv))
+				abort();
+			prev_cont = rsp.cont;
 			if (rsp.to_ffp) {
 				params = *iscsi_login_params(lg);
 				if (params.first_burst > params.max_burst)
