@@ -38,7 +38,8 @@ int iscsi_text_parse(const uint8_t *data, size_t len, struct iscsi_kv *kv, size_
 			cur_skip(&c, 1);
 			continue;
 		}
-		cur_ptr(&c, (size_t)(nul - start) + 1, &entry);
+		if (cur_ptr(&c, (size_t)(nul - start) + 1, &entry) != 0)
+			return -EBADMSG;
 		eq = memchr(entry, '=', (size_t)(nul - entry));
 		if (eq == NULL)
 			return -EBADMSG;
