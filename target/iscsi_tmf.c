@@ -218,7 +218,7 @@ void tmf_request(struct conn *c, const struct iscsi_pdu *p)
 		tmf_abort_lun_local(c->worker, NULL, w, s);
 		tmf_abort_everywhere(c, NULL, w);
 		for (size_t i = 0; i < s->target->info.nluns; i++)
-			scsi_lun_reset(s->target->luns[i].dev, NULL);
+			scsi_lun_reset(s->target->luns[i].dev, &s->nexus);
 		break;
 	case ISCSI_TMF_CLEAR_ACA:
 		/* We never establish ACA (NACA is not supported). */

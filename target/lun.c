@@ -237,6 +237,10 @@ static void lun_ua_all_locked(struct scsi_lun *lun, const struct scsi_nexus *exc
 		if (except && e->rel_port_id == except->rel_port_id &&
 		    strcmp(e->initiator_port, except->initiator_port) == 0)
 			continue;
+		/* A nexus that is gone collects nothing: when it returns it learns of
+		 * its loss (29/07), which covers everything it missed. */
+		if (e->lost)
+			continue;
 		lun_itn_queue(lun, e, ua);
 	}
 }
@@ -246,7 +250,9 @@ void scsi_lun_reset(struct scsi_lun *lun, const struct scsi_nexus *by)
 	pthread_mutex_lock(&lun->lock);
 	/* spc2r20 5.5.1: a logical unit reset releases the SCSI-2 reservation. */
 	atomic_store(&lun->reserved, false);
-	lun_ua_all_locked(lun, NULL, &SENSE_BUS_DEVICE_RESET);
+	/* The nexus that asked for the reset learns of it from the TMF response; every
+	 * other nexus gets the unit attention. */
+	lun_ua_all_locked(lun, by, &SENSE_BUS_DEVICE_RESET);
 	pthread_mutex_unlock(&lun->lock);
 	log_info("%s: %s: logical unit reset by %s", __func__, lun->name,
 		 by ? by->initiator_port : "the target");
