@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -506,10 +507,43 @@ int bs_resize(struct backstore *bs, uint64_t new_size)
 	return bs->ops->resize(bs, new_size);
 }
 
+/* I/O buffers are recycled per thread in power-of-two classes from 4 KiB to 16 MiB. Fresh
+ * large allocations come from mmap and fault in every page on first touch; at 1 MiB per
+ * command that fault cost dominated the write path. A thread keeps at most BUF_CACHE_MAX
+ * bytes; the rest goes back to the allocator. */
+#define BUF_MIN_SHIFT 12
+#define BUF_CLASSES   13
+#define BUF_CACHE_MAX (64u << 20)
+
+struct buf_cache {
+	void *head[BUF_CLASSES];
+	size_t bytes;
+};
+
+static __thread struct buf_cache buf_cache;
+
+static int buf_class(size_t len)
+{
+	int c = 0;
+
+	while (c < BUF_CLASSES && ((size_t)1 << (BUF_MIN_SHIFT + c)) < len)
+		c++;
+	return c; /* BUF_CLASSES: too big to cache */
+}
+
 void *bs_buf_alloc(size_t len)
 {
+	int c = buf_class(len ? len : 1);
 	void *p = NULL;
 
+	if (c < BUF_CLASSES && buf_cache.head[c]) {
+		p = buf_cache.head[c];
+		buf_cache.head[c] = *(void **)p;
+		buf_cache.bytes -= (size_t)1 << (BUF_MIN_SHIFT + c);
+		return p;
+	}
+	if (c < BUF_CLASSES)
+		len = (size_t)1 << (BUF_MIN_SHIFT + c);
 	if (posix_memalign(&p, BS_ALIGN, len ? len : BS_ALIGN))
 		return NULL;
 	return p;
@@ -517,5 +551,24 @@ void *bs_buf_alloc(size_t len)
 
 void bs_buf_free(void *p)
 {
-	free(p);
+	size_t usable, size;
+	int c;
+
+	if (!p)
+		return;
+	usable = malloc_usable_size(p);
+	c = buf_class(usable);
+	/* Only whole classes that came from bs_buf_alloc() are kept: aligned, and at least
+	 * the class size (usable may exceed it by the allocator's slack). */
+	if (c > 0 && ((size_t)1 << (BUF_MIN_SHIFT + c)) > usable)
+		c--;
+	size = (size_t)1 << (BUF_MIN_SHIFT + c);
+	if (c >= BUF_CLASSES || ((uintptr_t)p & (BS_ALIGN - 1)) || usable < size ||
+	    buf_cache.bytes + size > BUF_CACHE_MAX) {
+		free(p);
+		return;
+	}
+	*(void **)p = buf_cache.head[c];
+	buf_cache.head[c] = p;
+	buf_cache.bytes += size;
 }

@@ -8,6 +8,7 @@
 #include "lib/cursor.h"
 #include "lib/log.h"
 #include "target/lun.h"
+#include "target/backstore.h"
 #include "target/scsi_cmd.h"
 #include "target/scsi_sense.h"
 
@@ -131,7 +132,7 @@ uint8_t *scsi_task_alloc_in(struct scsi_task *t, size_t len)
 
 void scsi_task_release(struct scsi_task *t)
 {
-	free(t->in_alloc);
+	bs_buf_free(t->in_alloc);
 	t->in_alloc = NULL;
 	free(t->cmd_state);
 	t->cmd_state = NULL;
