@@ -25,11 +25,16 @@ struct scsi_lun;
 
 /* Limits advertised in the Block Limits VPD page (sbc3r36 6.5.3); the SBC command set
  * enforces the same values. */
-#define SCSI_LUN_MAX_XFER_BYTES	      (8u << 20)  /* MAXIMUM TRANSFER LENGTH, in bytes */
-#define SCSI_LUN_MAX_CAW_BLOCKS	      1u	  /* MAXIMUM COMPARE AND WRITE LENGTH */
-#define SCSI_LUN_MAX_UNMAP_BLOCKS     (1u << 22)  /* MAXIMUM UNMAP LBA COUNT */
-#define SCSI_LUN_MAX_UNMAP_DESCS      256u	  /* MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT */
-#define SCSI_LUN_MAX_WRITE_SAME_BYTES (64u << 20) /* MAXIMUM WRITE SAME LENGTH, in bytes */
+#define SCSI_LUN_MAX_XFER_BYTES (8u << 20) /* MAXIMUM TRANSFER LENGTH, in bytes */
+/* MAXIMUM COMPARE AND WRITE LENGTH is a one-byte field: 255 blocks is the most it can say. */
+#define SCSI_LUN_MAX_CAW_BLOCKS 255u
+/* MAXIMUM UNMAP LBA COUNT: 1 Mi blocks per descriptor, the most initiators consider sane
+ * (libiscsi's Inquiry.BlockLimits) and still 512 MiB at 512-byte blocks. */
+#define SCSI_LUN_MAX_UNMAP_BLOCKS (1u << 20)
+#define SCSI_LUN_MAX_UNMAP_DESCS  256u /* MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT */
+/* MAXIMUM WRITE SAME LENGTH, in bytes: no more than one transfer, so an initiator can read
+ * back in one command whatever one WRITE SAME wrote (libiscsi's WriteSame tests do). */
+#define SCSI_LUN_MAX_WRITE_SAME_BYTES SCSI_LUN_MAX_XFER_BYTES
 
 /* Create the LUN over an open backstore (not owned: the caller closes it after destroying
  * the LUN). box_id and name (the backstore or LUN name) derive the identity, so the same

@@ -470,7 +470,7 @@ static void sbc_write_atomic16(struct scsi_task *t)
 	struct cursor cur;
 	uint16_t boundary = 0;
 
-	if (!sbc_decode(t, &cdb) || !sbc_rw_checks(t, &cdb))
+	if (!sbc_decode(t, &cdb))
 		return;
 	cur_init(&cur, t->cdb, t->cdb_len);
 	if (cur_seek(&cur, 10) == 0)
@@ -491,6 +491,10 @@ static void sbc_write_atomic16(struct scsi_task *t)
 		scsi_task_check_cdb_field(t, 2, -1);
 		return;
 	}
+	/* The atomic limits are CDB field checks, made before the range like the transfer
+	 * length limit of sbc_rw_checks(). */
+	if (!sbc_rw_checks(t, &cdb))
+		return;
 	/* Exclusive: no other write may land inside an atomic one. A write of one physical
 	 * block is a single request the medium writes whole. */
 	sbc_write_start(t, &cdb, true);
@@ -696,8 +700,14 @@ static void sbc_compare_and_write(struct scsi_task *t)
 		return;
 	bytes = (uint64_t)cdb.xfer_len * bsz;
 	t->out_wanted = 2 * bytes;
-	/* sbc3r36 5.2: NUMBER OF LOGICAL BLOCKS zero compares and writes nothing. */
+	/* sbc3r36 5.2: NUMBER OF LOGICAL BLOCKS zero compares and writes nothing. Data-Out
+	 * sent with it is not a zero-length command: the count was truncated (a byte cannot
+	 * say 256) or mistaken, and is an invalid field like any other mismatch below. */
 	if (cdb.xfer_len == 0) {
+		if (t->out && t->out_len) {
+			scsi_task_check_cdb_field(t, 13, -1);
+			return;
+		}
 		scsi_task_good(t);
 		return;
 	}
@@ -1087,7 +1097,7 @@ static void sbc_write_same(struct scsi_task *t)
 	struct scsi_cdb cdb;
 	struct sbc_cmd *c;
 	struct sbc_range range;
-	uint64_t bytes;
+	uint64_t bytes, nblocks;
 	bool ndob;
 	int rc;
 
@@ -1112,33 +1122,47 @@ static void sbc_write_same(struct scsi_task *t)
 	}
 	if (!sbc_range_ok(t, cdb.lba, cdb.xfer_len))
 		return;
-	/* sbc3r36 5.41: NUMBER OF LOGICAL BLOCKS zero with WSNZ=1 is an invalid field. */
-	if (cdb.xfer_len == 0 && SBC_WSNZ) {
-		scsi_task_check_cdb_field(t, sbc_len_field(&cdb), -1);
-		return;
+	if (cdb.xfer_len == 0) {
+		/* sbc3r36 5.41: NUMBER OF LOGICAL BLOCKS zero with WSNZ=1 is an invalid
+		 * field; with WSNZ=0 it means every block from the LBA to the last one. */
+		if (SBC_WSNZ) {
+			scsi_task_check_cdb_field(t, sbc_len_field(&cdb), -1);
+			return;
+		}
+		nblocks = scsi_lun_nblocks(t->lun) - cdb.lba;
+	} else {
+		nblocks = cdb.xfer_len;
 	}
-	/* More than MAXIMUM WRITE SAME LENGTH is an invalid field (sbc3r36 6.5.3). */
-	if (cdb.xfer_len > SBC_MAX_WS_BLOCKS(bsz)) {
+	/* More than MAXIMUM WRITE SAME LENGTH is an invalid field (sbc3r36 6.5.3), whether the
+	 * count was given or implied by a zero. */
+	if (nblocks > SBC_MAX_WS_BLOCKS(bsz)) {
 		scsi_task_check_cdb_field(t, sbc_len_field(&cdb), -1);
 		return;
 	}
 	ndob = cdb.flags & SCSI_CDB_NDOB;
 	if (!ndob) {
 		t->out_wanted = bsz;
-		/* Without its one block of Data-Out there is nothing to replicate. */
-		if (!t->out || t->out_len < bsz) {
+		/* sbc3r36 5.41: the Data-Out buffer holds exactly one logical block. Less leaves
+		 * nothing to replicate; more means the initiator and the device disagree on
+		 * the block size or the command, and writing either guess could destroy data. */
+		if (!t->out || t->out_len != bsz) {
 			scsi_task_check_cdb_field(t, sbc_len_field(&cdb), -1);
 			return;
 		}
 	}
-	bytes = (uint64_t)cdb.xfer_len * bsz;
+	if (nblocks == 0) {
+		/* Zero blocks from the last LBA + 1: nothing to write. */
+		scsi_task_good(t);
+		return;
+	}
+	bytes = nblocks * bsz;
 
 	/* sbc3r36 4.7.3.4: with UNMAP set the blocks may be unmapped when that reads back
 	 * as the pattern; LBPRZ=1 makes that exactly a zero pattern (or NDOB), on a store whose
 	 * holes read back as zeros. Anything else is written. */
 	if ((cdb.flags & SCSI_CDB_UNMAP) && bs_discard_zeroes(bs) &&
 	    (ndob || sbc_all_zero(t->out, bsz))) {
-		if (!sbc_range_get(&range, t->lun, cdb.lba, cdb.xfer_len, false)) {
+		if (!sbc_range_get(&range, t->lun, cdb.lba, nblocks, false)) {
 			scsi_task_status(t, SCSI_STATUS_BUSY);
 			return;
 		}
@@ -1171,7 +1195,7 @@ static void sbc_write_same(struct scsi_task *t)
 	c->pos = cdb.lba * bsz;
 	c->end = c->pos + bytes;
 	c->wflags = sbc_write_flags(t, &cdb);
-	if (!sbc_lock(c, cdb.lba, cdb.xfer_len, false))
+	if (!sbc_lock(c, cdb.lba, nblocks, false))
 		return;
 	sbc_ws_next(c);
 }

@@ -22,17 +22,21 @@
  * reports it as LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT. */
 #define SBC_PHYS_BLOCK_BYTES 4096u
 
-/* sbc4r15 4.29 (atomic writes), Block Limits VPD fields: WRITE ATOMIC(16) writes exactly one
- * physical block, aligned, which the medium writes in one piece. No atomic boundary. */
-#define SBC_ATOMIC_MAX_BLOCKS(bs)    ((bs) >= SBC_PHYS_BLOCK_BYTES ? 1u : SBC_PHYS_BLOCK_BYTES / (bs))
-#define SBC_ATOMIC_ALIGNMENT(bs)     SBC_ATOMIC_MAX_BLOCKS(bs)
-#define SBC_ATOMIC_GRANULARITY(bs)   SBC_ATOMIC_MAX_BLOCKS(bs)
+/* sbc4r15 4.29 (atomic writes), Block Limits VPD fields: WRITE ATOMIC(16) writes whole
+ * physical blocks, aligned, up to 1 MiB. Its range is held exclusively in the range table
+ * (scsi_sbc.c) for the whole write, so no other command sees or writes part of it. No
+ * atomic boundary. */
+#define SBC_ATOMIC_MAX_BYTES	     (1u << 20)
+#define SBC_ATOMIC_UNIT(bs)	     ((bs) >= SBC_PHYS_BLOCK_BYTES ? 1u : SBC_PHYS_BLOCK_BYTES / (bs))
+#define SBC_ATOMIC_MAX_BLOCKS(bs)    (SBC_ATOMIC_MAX_BYTES / (bs))
+#define SBC_ATOMIC_ALIGNMENT(bs)     SBC_ATOMIC_UNIT(bs)
+#define SBC_ATOMIC_GRANULARITY(bs)   SBC_ATOMIC_UNIT(bs)
 #define SBC_ATOMIC_MAX_WITH_BOUNDARY 0u
 #define SBC_ATOMIC_MAX_BOUNDARY	     0u
 
-/* Block Limits VPD: WSNZ=1, a WRITE SAME with NUMBER OF LOGICAL BLOCKS zero is refused
- * (sbc3r36 6.5.3) instead of meaning "to the end of the medium". */
-#define SBC_WSNZ 1
+/* Block Limits VPD: WSNZ=0, a WRITE SAME with NUMBER OF LOGICAL BLOCKS zero means "to the
+ * last block" (sbc3r36 5.42), within MAXIMUM WRITE SAME LENGTH like any other. */
+#define SBC_WSNZ 0
 /* Logical Block Provisioning VPD: LBPU=1, LBPWS=1, LBPWS10=1, LBPRZ=1, ANC_SUP=0 (no
  * anchored state: ANCHOR=1 is an invalid field), PROVISIONING TYPE thin (2). UNMAP
  * GRANULARITY 1 block, alignment 0. */

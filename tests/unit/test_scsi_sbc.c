@@ -562,16 +562,42 @@ static void test_compare_and_write_miscompare_leaves_medium_and_reports_offset(v
 	assert_blocks(71, 1, 'o');
 }
 
-static void test_compare_and_write_longer_than_maximum_is_invalid_field(void **state)
+static void test_compare_and_write_of_the_maximum_length_is_good(void **state)
 {
-	uint8_t c[16], buf[4 * BSZ] = {0};
+	size_t half = (size_t)SBC_MAX_CAW_BLOCKS * BSZ;
+	uint8_t c[16], *buf = calloc(2, half);
 	struct run *r;
 
-	caw_cdb(c, 0, SBC_MAX_CAW_BLOCKS + 1);
-	r = run(c, 16, buf, 2 * (SBC_MAX_CAW_BLOCKS + 1) * BSZ, 2 * (SBC_MAX_CAW_BLOCKS + 1) * BSZ);
+	assert_int_equal(SBC_MAX_CAW_BLOCKS, 255);
+	memset(buf + half, 'B', half); /* the medium is zeros: the compare half matches */
+	caw_cdb(c, 0, SBC_MAX_CAW_BLOCKS);
+	r = run(c, 16, buf, 2 * half, 2 * half);
+	assert_good(r);
+	run_free(r);
+	assert_blocks(0, SBC_MAX_CAW_BLOCKS, 'B');
+	assert_blocks(SBC_MAX_CAW_BLOCKS, 1, 0);
+	free(buf);
+}
+
+/* 256 blocks do not fit the one-byte field: an initiator asking for them sends 0 with 512
+ * blocks of Data-Out, which must fail rather than succeed as a zero-length command. */
+static void test_compare_and_write_of_zero_blocks_with_data_out_is_invalid_field(void **state)
+{
+	size_t len = 2 * 256 * BSZ;
+	uint8_t c[16], *buf = calloc(1, len);
+	struct run *r;
+
+	caw_cdb(c, 0, 0);
+	r = run(c, 16, buf, len, len);
 	assert_sense(r, &SENSE_INVALID_FIELD_IN_CDB);
 	assert_int_equal(r->t.sense.sks_field, 13);
+	assert_int_equal(spy.nwrites, 0);
 	run_free(r);
+	/* Without Data-Out, zero blocks is a no-op that succeeds. */
+	r = run(c, 16, NULL, 0, 0);
+	assert_good(r);
+	run_free(r);
+	free(buf);
 }
 
 static void test_compare_and_write_with_wrong_data_out_size_fails(void **state)
@@ -672,26 +698,35 @@ static void test_orwrite_ors_data_into_the_medium(void **state)
 
 static void test_write_atomic_checks_alignment_and_granularity(void **state)
 {
-	uint32_t n = SBC_ATOMIC_MAX_BLOCKS(BSZ);
-	uint8_t c[16], *buf = calloc(n, BSZ);
+	uint32_t n = 256, unit = SBC_ATOMIC_GRANULARITY(BSZ);
+	uint8_t c[16], *buf = calloc(SBC_ATOMIC_MAX_BLOCKS(BSZ) + 1, BSZ);
 	struct run *r;
 
+	/* 512-byte blocks: the physical block is 8 of them, and 256 blocks (what libiscsi's
+	 * WriteAtomic16.Simple writes) fit. */
+	assert_int_equal(unit, 8);
+	assert_int_equal(SBC_ATOMIC_ALIGNMENT(BSZ), 8);
+	assert_true(SBC_ATOMIC_MAX_BLOCKS(BSZ) >= 256);
 	memset(buf, 0x42, (size_t)n * BSZ);
 	memset(c, 0, 16);
 	c[0] = 0x9c;
-	put_be64(c + 2, n);
+	put_be64(c + 2, NBLOCKS - n); /* the end of the LUN, aligned */
 	put_be16(c + 12, n);
 	r = run(c, 16, buf, n * BSZ, n * BSZ);
 	assert_good(r);
 	run_free(r);
-	assert_blocks(n, n, 0x42);
+	assert_blocks(NBLOCKS - n, n, 0x42);
 
-	put_be64(c + 2, n + 1); /* misaligned */
+	put_be64(c + 2, unit + 1); /* misaligned */
 	r = run(c, 16, buf, n * BSZ, n * BSZ);
 	assert_sense(r, &SENSE_INVALID_FIELD_IN_CDB);
 	run_free(r);
 	put_be64(c + 2, 0);
-	put_be16(c + 12, n + 1); /* over the maximum */
+	put_be16(c + 12, unit + 1); /* not a multiple of the granularity */
+	r = run(c, 16, buf, (unit + 1) * BSZ, (unit + 1) * BSZ);
+	assert_sense(r, &SENSE_INVALID_FIELD_IN_CDB);
+	run_free(r);
+	put_be16(c + 12, SBC_ATOMIC_MAX_BLOCKS(BSZ) + unit); /* over the maximum */
 	r = run(c, 16, buf, n * BSZ, n * BSZ);
 	assert_sense(r, &SENSE_INVALID_FIELD_IN_CDB);
 	run_free(r);
@@ -700,6 +735,7 @@ static void test_write_atomic_checks_alignment_and_granularity(void **state)
 	r = run(c, 16, buf, n * BSZ, n * BSZ);
 	assert_sense(r, &SENSE_INVALID_FIELD_IN_CDB);
 	run_free(r);
+	assert_int_equal(spy.nwrites, 1);
 	free(buf);
 }
 
@@ -866,20 +902,42 @@ static void test_write_same16_ndob_writes_zeros_without_data_out(void **state)
 	assert_blocks(400, 2, 0);
 }
 
-static void test_write_same_zero_blocks_is_invalid_field_with_wsnz(void **state)
+static void test_write_same_zero_blocks_writes_to_the_last_block(void **state)
 {
-	uint8_t c[10], buf[BSZ] = {0};
+	uint8_t c[10], buf[BSZ];
 	struct run *r;
 
-	cdb10(c, 0x41, 0, 0, 0);
+	assert_int_equal(SBC_WSNZ, 0);
+	memset(buf, 0x3c, sizeof(buf));
+	cdb10(c, 0x41, 0, NBLOCKS - 300, 0);
 	r = run(c, 10, buf, BSZ, BSZ);
-	assert_sense(r, &SENSE_INVALID_FIELD_IN_CDB);
+	assert_good(r);
 	run_free(r);
+	assert_blocks(NBLOCKS - 300, 300, 0x3c);
+	assert_blocks(NBLOCKS - 301, 1, 0);
 	/* Past the end, the range wins. */
 	cdb10(c, 0x41, 0, NBLOCKS + 1, 0);
 	r = run(c, 10, buf, BSZ, BSZ);
 	assert_sense(r, &SENSE_LBA_OUT_OF_RANGE);
 	run_free(r);
+}
+
+static void test_write_same_with_more_than_one_block_of_data_out_is_illegal(void **state)
+{
+	uint8_t c[16], buf[2 * BSZ] = {0};
+	struct run *r;
+
+	write_fill(40, 2, 0x77);
+	/* UNMAP set and a zero pattern: still refused, and nothing is unmapped. */
+	cdb16(c, 0x93, 0x08, 40, 2);
+	r = run(c, 16, buf, sizeof(buf), sizeof(buf));
+	assert_sense(r, &SENSE_INVALID_FIELD_IN_CDB);
+	run_free(r);
+	cdb10(c, 0x41, 0, 40, 2);
+	r = run(c, 10, buf, sizeof(buf), sizeof(buf));
+	assert_sense(r, &SENSE_INVALID_FIELD_IN_CDB);
+	run_free(r);
+	assert_blocks(40, 2, 0x77);
 }
 
 static void test_write_same_lbdata_pbdata_anchor_are_invalid_fields(void **state)
@@ -1131,7 +1189,8 @@ int main(void)
 		TF(test_write_and_verify_writes_with_fua_and_checks),
 		T(test_compare_and_write_match_writes_new_data),
 		TF(test_compare_and_write_miscompare_leaves_medium_and_reports_offset),
-		T(test_compare_and_write_longer_than_maximum_is_invalid_field),
+		T(test_compare_and_write_of_the_maximum_length_is_good),
+		T(test_compare_and_write_of_zero_blocks_with_data_out_is_invalid_field),
 		T(test_compare_and_write_with_wrong_data_out_size_fails),
 		T(test_compare_and_write_past_the_end_is_lba_out_of_range),
 		TF(test_write_overlapping_a_compare_and_write_in_flight_is_busy),
@@ -1146,7 +1205,8 @@ int main(void)
 		T(test_write_same_with_unmap_and_nonzero_pattern_writes_it),
 		TF(test_write_same_replicates_the_block),
 		T(test_write_same16_ndob_writes_zeros_without_data_out),
-		T(test_write_same_zero_blocks_is_invalid_field_with_wsnz),
+		T(test_write_same_zero_blocks_writes_to_the_last_block),
+		T(test_write_same_with_more_than_one_block_of_data_out_is_illegal),
 		T(test_write_same_lbdata_pbdata_anchor_are_invalid_fields),
 		T(test_unmap_deallocates_the_listed_ranges),
 		T(test_unmap_truncated_parameter_list_is_length_error),

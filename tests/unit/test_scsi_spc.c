@@ -331,9 +331,22 @@ static void test_vpd_block_pages_describe_thin_ssd(void **state)
 
 	assert_good(t);
 	assert_int_equal(t->in[3], 0x3c);
-	assert_int_equal(t->in[5], 1); /* MAXIMUM COMPARE AND WRITE LENGTH */
+	assert_int_equal(t->in[4] & 0x01, 0); /* WSNZ: zero blocks means "to the end" */
+	assert_int_equal(t->in[5], 255);      /* MAXIMUM COMPARE AND WRITE LENGTH */
 	assert_int_equal(t->in[8] << 24 | t->in[9] << 16 | t->in[10] << 8 | t->in[11],
 			 SCSI_LUN_MAX_XFER_BYTES / 512);
+	/* MAXIMUM UNMAP LBA COUNT no larger than initiators accept (libiscsi: 1 Mi). */
+	assert_true((uint32_t)(t->in[20] << 24 | t->in[21] << 16 | t->in[22] << 8 | t->in[23]) <=
+		    1024u * 1024u);
+	/* MAXIMUM WRITE SAME LENGTH: no more than one READ can return. */
+	assert_true((uint32_t)(t->in[40] << 24 | t->in[41] << 16 | t->in[42] << 8 | t->in[43]) <=
+		    SCSI_LUN_MAX_XFER_BYTES / 512);
+	/* Atomic writes: at least 256 blocks, aligned and granular to the 4 KiB physical
+	 * block (8 blocks of 512 bytes). */
+	assert_true((uint32_t)(t->in[44] << 24 | t->in[45] << 16 | t->in[46] << 8 | t->in[47]) >=
+		    256);
+	assert_int_equal(t->in[48] << 24 | t->in[49] << 16 | t->in[50] << 8 | t->in[51], 8);
+	assert_int_equal(t->in[52] << 24 | t->in[53] << 16 | t->in[54] << 8 | t->in[55], 8);
 	assert_int_equal(t->in[32] & 0x80, 0x80); /* UGAVALID */
 
 	t = RUN(f, &f->a, 0x12, 0x01, 0xb1, 0, 0xff, 0);
