@@ -637,6 +637,20 @@ static void conn_send_login_rsp(struct conn *c, const struct iscsi_login_rsp *r,
 	conn_queue(c, tx);
 }
 
+/* A connection added to a session negotiated only the connection-wide keys; the session-wide
+ * ones (leading-only, RFC 7143 13) are the session's. */
+static void conn_take_session_params(struct conn *c)
+{
+	const struct iscsi_params *sp = &c->session->params;
+	struct iscsi_params p = *sp;
+
+	p.initiator_max_recv_dsl = c->params.initiator_max_recv_dsl;
+	p.target_max_recv_dsl = c->params.target_max_recv_dsl;
+	p.header_digest = c->params.header_digest;
+	p.data_digest = c->params.data_digest;
+	c->params = p;
+}
+
 static void conn_login(struct conn *c)
 {
 	struct iscsi_login_rsp r;
@@ -664,6 +678,8 @@ static void conn_login(struct conn *c)
 		c->params = *iscsi_login_params(c->login);
 		if (session_bind(c, &c->pdu, &tsih, &status) < 0 && status == ISCSI_LOGIN_SUCCESS)
 			status = ISCSI_LOGIN_TARGET_ERROR;
+		if (status == ISCSI_LOGIN_SUCCESS && c->pdu.tsih)
+			conn_take_session_params(c);
 	} else if (c->pdu.tsih) {
 		tsih = c->pdu.tsih;
 	}
