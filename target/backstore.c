@@ -55,6 +55,7 @@ int bs_ctx_create(unsigned depth, struct bs_ctx **out)
 		ctx->slots[i].next = ctx->free_slots;
 		ctx->free_slots = &ctx->slots[i];
 	}
+	pthread_mutex_init(&ctx->olock, NULL);
 	ctx->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (ctx->efd < 0) {
 		ret = -errno;
@@ -276,6 +277,39 @@ static void bs_ctx_release_due(struct bs_ctx *ctx)
 	}
 }
 
+void bs_ctx_hand_back(struct bs_ctx *ctx, struct bs_io *io, long res)
+{
+	uint64_t one = 1;
+
+	io->res = res;
+	io->next = NULL;
+	pthread_mutex_lock(&ctx->olock);
+	if (ctx->odone_tail)
+		ctx->odone_tail->next = io;
+	else
+		ctx->odone_head = io;
+	ctx->odone_tail = io;
+	pthread_mutex_unlock(&ctx->olock);
+	if (write(ctx->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_warn("%s: eventfd write", __func__);
+}
+
+static void bs_ctx_handed_back(struct bs_ctx *ctx)
+{
+	struct bs_io *io, *next;
+
+	if (!__atomic_load_n(&ctx->odone_head, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&ctx->olock);
+	io = ctx->odone_head;
+	ctx->odone_head = ctx->odone_tail = NULL;
+	pthread_mutex_unlock(&ctx->olock);
+	for (; io; io = next) {
+		next = io->next;
+		bs_complete(ctx, io, io->res);
+	}
+}
+
 void bs_ctx_reap(struct bs_ctx *ctx)
 {
 	uint64_t count;
@@ -283,6 +317,7 @@ void bs_ctx_reap(struct bs_ctx *ctx)
 	/* Drain first: an event arriving after this read raises the eventfd again. */
 	if (read(ctx->efd, &count, sizeof(count)) < 0 && errno != EAGAIN)
 		log_warn("%s: eventfd read", __func__);
+	bs_ctx_handed_back(ctx);
 	bs_ctx_events(ctx);
 	bs_ctx_restart(ctx);
 	bs_ctx_release_due(ctx);

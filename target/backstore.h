@@ -43,6 +43,7 @@ struct bs_io {
 	long res;
 	struct backstore *bs;
 	int state;
+	struct bs_ctx *ctx;
 };
 
 struct bs_ctx_stats {

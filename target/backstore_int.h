@@ -4,6 +4,7 @@
 #define HOLDFAST_TARGET_BACKSTORE_INT_H
 
 #include <libaio.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "target/backstore.h"
@@ -47,6 +48,10 @@ struct bs_ctx {
 	struct bs_io *held;
 	struct io_event *events;
 	struct bs_ctx_stats stats;
+	/* Requests finished by another thread (the memory store's copier), handed back under
+	 * olock and completed by bs_ctx_reap() on the worker. */
+	pthread_mutex_t olock;
+	struct bs_io *odone_head, *odone_tail;
 };
 
 struct bs_ops {
@@ -84,6 +89,9 @@ static inline void bs_size_store(struct backstore *bs, uint64_t size)
 {
 	__atomic_store_n(&bs->size, size, __ATOMIC_RELEASE);
 }
+
+/* From any thread: a request finished elsewhere; the worker completes it on its next reap. */
+void bs_ctx_hand_back(struct bs_ctx *ctx, struct bs_io *io, long res);
 
 /* Finish a request: account for it and call its done callback. */
 void bs_complete(struct bs_ctx *ctx, struct bs_io *io, long res);

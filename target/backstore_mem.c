@@ -8,6 +8,8 @@
  * not answer "was this written"; the bitmap does, at the granularity discard works at. */
 #include <errno.h>
 #include <stdlib.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -59,6 +61,83 @@ static int page_mapped(const struct bs_mem *m, uint64_t p)
 	return !!(__atomic_load_n(&m->mapped[p / 64], __ATOMIC_RELAXED) & (1ull << (p % 64)));
 }
 
+/* Large writes are copied into the store by a copier thread, as a disk's DMA would run beside
+ * the CPU: the worker goes back to its sockets while the bytes move. One thread suffices; a
+ * box has few cores and the worker threads need the rest. */
+#define MEM_OFFLOAD_MIN (128u << 10)
+
+static struct {
+	pthread_once_t once;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct bs_io *head, *tail;
+	bool running;
+} copier = {.once = PTHREAD_ONCE_INIT,
+	    .lock = PTHREAD_MUTEX_INITIALIZER,
+	    .cond = PTHREAD_COND_INITIALIZER};
+
+static void mem_write_now(struct bs_mem *m, struct bs_io *io)
+{
+	uint8_t *p = m->base + io->offset;
+
+	for (int i = 0; i < io->iovcnt; i++) {
+		memcpy(p, io->iov[i].iov_base, io->iov[i].iov_len);
+		p += io->iov[i].iov_len;
+	}
+	mark_pages(m, io->offset, io->len);
+}
+
+static void *copier_run(void *arg)
+{
+	pthread_setname_np(pthread_self(), "hf-memcopy");
+	for (;;) {
+		struct bs_io *io;
+
+		pthread_mutex_lock(&copier.lock);
+		while (!copier.head)
+			pthread_cond_wait(&copier.cond, &copier.lock);
+		io = copier.head;
+		copier.head = io->next;
+		if (!copier.head)
+			copier.tail = NULL;
+		pthread_mutex_unlock(&copier.lock);
+		mem_write_now(to_mem(io->bs), io);
+		bs_ctx_hand_back(io->ctx, io, (long)io->len);
+	}
+	return NULL;
+}
+
+static void copier_start(void)
+{
+	pthread_t t;
+
+	copier.running = pthread_create(&t, NULL, copier_run, NULL) == 0;
+	if (copier.running)
+		pthread_detach(t);
+	else
+		log_warnx("%s: no copier thread; large writes are copied inline", __func__);
+}
+
+static bool mem_offload(struct bs_ctx *ctx, struct bs_io *io)
+{
+	if (io->len < MEM_OFFLOAD_MIN)
+		return false;
+	pthread_once(&copier.once, copier_start);
+	if (!copier.running)
+		return false;
+	io->ctx = ctx;
+	io->next = NULL;
+	pthread_mutex_lock(&copier.lock);
+	if (copier.tail)
+		copier.tail->next = io;
+	else
+		copier.head = io;
+	copier.tail = io;
+	pthread_cond_signal(&copier.cond);
+	pthread_mutex_unlock(&copier.lock);
+	return true;
+}
+
 static void mem_start(struct backstore *bs, struct bs_ctx *ctx, struct bs_io *io)
 {
 	struct bs_mem *m = to_mem(bs);
@@ -74,11 +153,9 @@ static void mem_start(struct backstore *bs, struct bs_ctx *ctx, struct bs_io *io
 		break;
 	case BS_OP_WRITE:
 		/* Memory is as durable as it gets here, so FUA needs nothing more. */
-		for (i = 0; i < io->iovcnt; i++) {
-			memcpy(p, io->iov[i].iov_base, io->iov[i].iov_len);
-			p += io->iov[i].iov_len;
-		}
-		mark_pages(m, io->offset, io->len);
+		if (mem_offload(ctx, io))
+			return;
+		mem_write_now(m, io);
 		break;
 	case BS_OP_FLUSH:
 		bs_complete(ctx, io, 0);
