@@ -135,7 +135,7 @@ static void ua_registrants(const struct pr_state *s, const struct pr_ctx *ctx,
 	}
 }
 
-/* spc4r37 5.13.11.3: unregistering. The holder of a non-all-registrants reservation releases
+/* spc4r37 5.13.11 (unregistering). The holder of a non-all-registrants reservation releases
  * it (and a registrants-only reservation tells the remaining registrants); an all-registrants
  * reservation lasts until its last registrant is gone. */
 static void unregister(struct pr_state *s, uint32_t i, const struct pr_ctx *ctx,
@@ -164,9 +164,9 @@ static int parse_basic(const uint8_t *param, uint32_t pll, struct pr_params *p,
 		       struct pr_result *res)
 {
 	struct cursor c;
-	uint32_t obsolete;
-	uint16_t obsolete16;
-	uint8_t flags, rsvd;
+	uint32_t obsolete = 0;
+	uint16_t obsolete16 = 0;
+	uint8_t flags = 0, rsvd = 0;
 
 	cur_init(&c, param, pll);
 	if (pll < PARAM_BASIC_LEN) {
@@ -206,7 +206,7 @@ static int parse_move(const uint8_t *param, uint32_t pll, struct pr_params *p,
 		      struct pr_result *res)
 {
 	struct cursor c;
-	uint8_t rsvd, flags;
+	uint8_t rsvd = 0, flags = 0;
 
 	cur_init(&c, param, pll);
 	if (pll < PARAM_MOVE_LEN) {
@@ -413,7 +413,7 @@ static void do_reserve(struct pr_state *s, const struct pr_ctx *ctx, const struc
 	reservation_set(s, type, scope, me);
 }
 
-/* spc4r37 5.13.11.2: releasing. */
+/* spc4r37 5.13.11 (releasing). */
 static void do_release(struct pr_state *s, const struct pr_ctx *ctx, const struct pr_params *p,
 		       uint8_t type, uint8_t scope, struct pr_result *res)
 {
@@ -437,7 +437,7 @@ static void do_release(struct pr_state *s, const struct pr_ctx *ctx, const struc
 		ua_registrants(s, ctx, res, &SENSE_RESERVATIONS_RELEASED);
 }
 
-/* spc4r37 5.13.11.2.? (clearing): every registration and the reservation go; every other
+/* spc4r37 5.13.11 (clearing): every registration and the reservation go; every other
  * registrant learns it through RESERVATIONS PREEMPTED. */
 static void do_clear(struct pr_state *s, const struct pr_ctx *ctx, const struct pr_params *p,
 		     struct pr_result *res)
@@ -485,7 +485,7 @@ static unsigned preempt_regs(struct pr_state *s, const struct pr_ctx *ctx, uint6
 	return matched;
 }
 
-/* spc4r37 5.13.11.4: PREEMPT and PREEMPT AND ABORT. */
+/* spc4r37 5.13.11 (preempting): PREEMPT and PREEMPT AND ABORT. */
 static void do_preempt(struct pr_state *s, const struct pr_ctx *ctx, const struct pr_params *p,
 		       uint8_t type, uint8_t scope, bool abort, struct pr_result *res)
 {
@@ -504,21 +504,23 @@ static void do_preempt(struct pr_state *s, const struct pr_ctx *ctx, const struc
 	}
 
 	if (s->type != PR_TYPE_NONE && pr_type_ar(s->type) && p->sark == 0) {
-		/* spc4r37 5.13.11.4.3: a zero key preempts an all-registrants reservation:
-		 * every other registration goes and the issuer alone holds the new one. */
+		/* spc4r37 5.13.11 (preempting an all registrants reservation): a zero key preempts
+		 * an all-registrants reservation: every other registration goes and the issuer
+		 * alone holds the new one. */
 		preempt_regs(s, ctx, 0, true, abort, res);
 		reservation_set(s, type, scope, pr_index(s, ctx->self.port, ctx->self.rel_port));
 	} else if (s->type != PR_TYPE_NONE && !pr_type_ar(s->type) && p->sark == holder_key) {
-		/* spc4r37 5.13.11.4.3: the key of the holder preempts the reservation: its
-		 * registrations go, the issuer holds the new reservation, and if type or scope
-		 * changed the remaining registrants hear RESERVATIONS RELEASED. */
+		/* spc4r37 5.13.11 (preempting persistent reservations): the key of the holder
+		 * preempts the reservation: its registrations go, the issuer holds the new
+		 * reservation, and if type or scope changed the remaining registrants hear
+		 * RESERVATIONS RELEASED. */
 		preempt_regs(s, ctx, p->sark, false, abort, res);
 		reservation_set(s, type, scope, pr_index(s, ctx->self.port, ctx->self.rel_port));
 		if (type != old_type || scope != old_scope)
 			ua_registrants(s, ctx, res, &SENSE_RESERVATIONS_RELEASED);
 	} else {
-		/* spc4r37 5.13.11.4.4: any other key only removes registrations; zero names
-		 * none, and a key nobody holds is a conflict. */
+		/* spc4r37 5.13.11 (removing registrations): any other key only removes
+		 * registrations; zero names none, and a key nobody holds is a conflict. */
 		if (p->sark == 0) {
 			fail_field(res, false, 8, -1);
 			return;
@@ -630,8 +632,8 @@ void pr_out(const struct pr_state *cur, const struct pr_ctx *ctx, const uint8_t 
 {
 	struct pr_params p = {0};
 	struct cursor c;
-	uint8_t b1, b2, sa, scope, type;
-	uint32_t pll;
+	uint8_t b1 = 0, b2 = 0, sa, scope, type;
+	uint32_t pll = 0;
 
 	pr_result_reset(res);
 	memcpy(next, cur, sizeof(*next));

@@ -45,10 +45,10 @@ void scsi_pr_set_data_dir(const char *dir);
 /* The file I/O under the APTPL store (tests inject failures); NULL restores the real one. */
 void scsi_pr_set_store_io(const struct pr_store_io *io);
 
-/* PREEMPT AND ABORT (spc4r37 5.13.11.4, sam5r21 5.6): the transport implements this hook. It
- * aborts every task of each listed I_T nexus on the LUN (never req->by, the PREEMPT AND ABORT
- * itself), as ABORT TASK SET would, reports COMMANDS CLEARED BY ANOTHER INITIATOR (2F/00) as
- * TAS and QErr ask, and calls req->done(req) exactly once after the last of those tasks has
+/* PREEMPT AND ABORT (spc4r37 5.13.11 and 5.7 (preempting and aborting)): the transport implements
+ * this hook. It aborts every task of each listed I_T nexus on the LUN (never req->by, the PREEMPT
+ * AND ABORT itself), as ABORT TASK SET would, reports COMMANDS CLEARED BY ANOTHER INITIATOR (2F/00)
+ * as TAS and QErr ask, and calls req->done(req) exactly once after the last of those tasks has
  * finished, from a thread where completing req->by is allowed. done() completes req->by with
  * GOOD and frees req. Until then the command stays in flight. With no hook installed the
  * command completes at once and logs that nothing was aborted. */

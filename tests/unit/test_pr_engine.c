@@ -635,7 +635,7 @@ static void test_release_by_holder_releases(void **st)
 	assert_int_equal(S.type, PR_TYPE_NONE);
 	assert_false(reg(I1, 1)->holder);
 	assert_int_equal(S.generation, 3);
-	/* spc4r37 5.13.11.2: Write Exclusive tells nobody. */
+	/* spc4r37 5.13.11 (releasing): Write Exclusive tells nobody. */
 	assert_int_equal(R.nua, 0);
 }
 
