@@ -8,7 +8,8 @@ Summary" line; FAILED anywhere in the block makes it a failure, else [SKIPPED] a
 "passed" a pass, and anything else (a crash, a hang cut by a timeout) a failure.
 
 Then it judges the run: a failure fails the run unless its name matches a pattern in the
-expected-failures file; a skip fails the run unless it matches the allowed-skips file. An
+expected-failures file; a skip fails the run unless it matches the allowed-skips file or the
+expected-failures file. An
 expected failure that passed is reported so the list can shrink, but does not fail the run.
 
 usage: classify.py LOG --label NAME [--expected-failures F] [--allowed-skips F] [--json OUT]
@@ -43,29 +44,60 @@ def matches(name, pats):
     return any(fnmatch.fnmatchcase(name, p) for p in pats)
 
 
+VERDICT_RE = re.compile(r"^(passed|FAILED)(.*)$")
+SUMMARY_TESTS_RE = re.compile(r"^\s+tests\s+(\d+)\s+(\d+)\s")
+
+
+def judge(name, lines):
+    """Verdict of one test block. CUnit prints its own verdict ("passed" or "FAILED") at the
+    start of a line once the test returns; what follows it on that line and after it comes from
+    the suite's setup or cleanup (libiscsi's cleanup, for instance, prints a [SKIPPED] line
+    about PERSISTENT RESERVE IN), so it does not change the test's verdict. A [FAILED] there is
+    reported as its own failure, "<suite>.(cleanup after <test>)"."""
+    out = []
+    for i, line in enumerate(lines):
+        m = VERDICT_RE.match(line)
+        if m:
+            body, verdict = lines[:i], m.group(1)
+            after = [m.group(2)] + lines[i + 1:]
+            break
+    else:
+        body, verdict, after = lines, None, []
+    text = "\n".join(body)
+    if verdict == "FAILED" or "[FAILED]" in text:
+        detail = next((l.strip() for l in body if "[FAILED]" in l), "")
+        if not detail:
+            detail = next((l.strip() for l in after if re.match(r"\s+1\. ", l)), "FAILED")
+        out.append((name, "fail", detail))
+    elif "[SKIPPED]" in text:
+        out.append((name, "skip", next(l.strip() for l in body if "[SKIPPED]" in l)))
+    elif verdict == "passed":
+        out.append((name, "pass", ""))
+    else:
+        out.append((name, "fail", "no verdict (crash or timeout?)"))
+    # Assertion lists ("    1. file.c:12 - ...") after FAILED belong to the test itself.
+    stray = [l.strip() for l in after if "[FAILED]" in l and not re.match(r"\s+\d+\. ", l)]
+    if stray:
+        suite, test = name.split(".", 1)
+        out.append((f"{suite}.(cleanup after {test})", "fail", stray[0]))
+    return out
+
+
 def parse(text):
-    """Return ([(name, verdict, detail)], saw_summary)."""
-    results = []
+    """Return ([(name, verdict, detail)], problems): problems are run-level failures (suite
+    set-up failures, tests CUnit did not run, a missing summary)."""
+    results, problems = [], []
     suite = None
     cur = None  # [name, lines]
     saw_summary = False
 
     def close():
-        if cur is None:
-            return
-        body = "\n".join(cur[1])
-        if "FAILED" in body:
-            detail = next((l.strip() for l in cur[1] if "[FAILED]" in l), "FAILED")
-            results.append((cur[0], "fail", detail))
-        elif "[SKIPPED]" in body:
-            detail = next(l.strip() for l in cur[1] if "[SKIPPED]" in l)
-            results.append((cur[0], "skip", detail))
-        elif "passed" in body:
-            results.append((cur[0], "pass", ""))
-        else:
-            results.append((cur[0], "fail", "no verdict (crash or timeout?)"))
+        if cur is not None:
+            results.extend(judge(cur[0], cur[1]))
 
     for line in text.splitlines():
+        if "initialization failed" in line or "cleanup failed" in line:
+            problems.append(line.strip())
         m = SUITE_RE.match(line)
         if m:
             close()
@@ -82,10 +114,15 @@ def parse(text):
             cur = None
             saw_summary = True
             continue
+        m = SUMMARY_TESTS_RE.match(line)
+        if m and saw_summary and int(m.group(2)) < int(m.group(1)):
+            problems.append(f"CUnit ran {m.group(2)} of {m.group(1)} tests")
         if cur is not None:
             cur[1].append(line)
     close()
-    return results, saw_summary
+    if not saw_summary:
+        problems.append("the run ended without its summary (crash or timeout)")
+    return results, problems
 
 
 def main():
@@ -99,7 +136,7 @@ def main():
     args = ap.parse_args()
 
     with open(args.log, encoding="utf-8", errors="replace") as f:
-        results, saw_summary = parse(f.read())
+        results, problems = parse(f.read())
     xfail = load_patterns(args.expected_failures)
     allowed = load_patterns(args.allowed_skips)
 
@@ -111,7 +148,10 @@ def main():
         if verdict == "fail":
             (xfailed if expected else bad).append((name, detail))
         elif verdict == "skip":
-            (skips_ok if matches(name, allowed) else skips_bad).append((name, detail))
+            # An expected failure that skips (the command is rejected as unsupported) is as
+            # expected as one that fails.
+            ok_skip = matches(name, allowed) or expected
+            (skips_ok if ok_skip else skips_bad).append((name, detail))
         elif expected:
             xpassed.append(name)
 
@@ -131,10 +171,10 @@ def main():
             print(f"   skip        {name}: {detail}")
     ok = True
     if not results:
-        print(f"   FAIL        no test ran (login failed?)")
+        print("   FAIL        no test ran (login failed?)")
         ok = False
-    if not saw_summary:
-        print(f"   FAIL        the run ended without its summary (crash or timeout)")
+    for p in problems:
+        print(f"   FAIL        {p}")
         ok = False
     if bad or skips_bad:
         ok = False
