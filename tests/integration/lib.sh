@@ -1,9 +1,11 @@
+# shellcheck shell=bash
 # Shared helpers for the integration tests and the benchmark: per-run ports, config files,
 # daemons started in their own session and always stopped on exit. Source it with
 # `. "$(dirname "$0")/lib.sh"` (bash only). Set HF_KEEP=1 to keep the work folder.
 
 set -euo pipefail
 
+export HF_LIB_DIR
 HF_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 HF_PORT_CLAIMS=${TMPDIR:-/tmp}/holdfast-ports
 HF_WORK=$(mktemp -d "${TMPDIR:-/tmp}/holdfast-test.XXXXXX")
@@ -23,7 +25,9 @@ hf_die() {
 hf_session_pids() {
 	local sid=$1 out p
 	out=$(ps -eo pid=,sid= | awk -v s="$sid" '$2 == s { print $1 }')
-	local queue=($out) all=($out)
+	local queue=() all=() c
+	[ -z "$out" ] || mapfile -t queue <<<"$out"
+	all=("${queue[@]}")
 	while ((${#queue[@]})); do
 		p=${queue[0]}
 		queue=("${queue[@]:1}")
@@ -72,7 +76,7 @@ hf_cleanup() {
 		hf_stop_session "$sid" 3
 	done
 	for p in "${HF_PORTS[@]}"; do
-		rm -rf "$HF_PORT_CLAIMS/$p"
+		rm -rf "${HF_PORT_CLAIMS:?}/${p:?}"
 	done
 	if [ "$rc" -ne 0 ] || [ -n "${HF_KEEP:-}" ]; then
 		hf_log "work folder kept: $HF_WORK"
