@@ -8,6 +8,8 @@
 
 #include "lib/log.h"
 #include "target/lun.h"
+#include "target/scsi_pr.h"
+#include "target/scsi_sense.h"
 #include "target/transport.h"
 
 __thread struct worker *tgt_current_worker;
@@ -34,6 +36,14 @@ static void tmf_respond(void *arg)
 	struct conn *c = w->conn;
 
 	c->refs--;
+	if (w->pr) {
+		/* PREEMPT AND ABORT: the preempted tasks are gone; the command completes. */
+		w->pr->done(w->pr);
+		conn_mark_dirty(c);
+		pthread_mutex_destroy(&w->lock);
+		free(w);
+		return;
+	}
 	if (c->state == CONN_FFP || c->state == CONN_LOGGED_OUT) {
 		struct txpdu *tx = conn_tx_alloc(c);
 		struct iscsi_sn sn;
@@ -77,6 +87,16 @@ static bool task_on_lun(const struct task *t, const struct scsi_lun *lun)
 	return !lun || t->st.lun == lun;
 }
 
+/* Is the session one of the I_T nexuses a PREEMPT AND ABORT names? */
+static bool tmf_session_preempted(const struct tmf_wait *w, const struct session *s)
+{
+	for (size_t i = 0; i < w->pr->n; i++)
+		if (w->pr->itns[i].rel_port_id == s->nexus.rel_port_id &&
+		    strcmp(w->pr->itns[i].initiator_port, s->nexus.initiator_port) == 0)
+			return true;
+	return false;
+}
+
 /* Abort, on this worker, every task of lun (every LUN when lun is NULL) of every session
  * of the same target, except the tasks of the session `except` (already handled). */
 void tmf_abort_lun_local(struct worker *w, struct scsi_lun *lun, struct tmf_wait *wait,
@@ -84,17 +104,28 @@ void tmf_abort_lun_local(struct worker *w, struct scsi_lun *lun, struct tmf_wait
 {
 	for (struct conn *c = w->conns; c; c = c->wnext) {
 		struct task *t, *next;
+		unsigned aborted;
 
 		if (c->state == CONN_CLOSING || !c->session || c->session == except ||
 		    c->session->type != ISCSI_SESSION_NORMAL)
 			continue;
 		if (wait->target_index >= 0 && c->session->target_index != wait->target_index)
 			continue;
+		if (wait->pr && !tmf_session_preempted(wait, c->session))
+			continue;
+		aborted = 0;
 		for (t = c->tasks; t; t = next) {
 			next = t->anext;
-			if (task_on_lun(t, lun))
+			if (task_on_lun(t, lun) && t != wait->spare && !t->aborted) {
 				task_abort(t, wait);
+				aborted++;
+			}
 		}
+		/* sam5r21 5.6 with TAS=0: the initiator learns from a unit attention that
+		 * another initiator cleared its commands. */
+		if (wait->pr && aborted)
+			scsi_lun_ua_one(lun, &c->session->nexus,
+					&SENSE_COMMANDS_CLEARED_BY_ANOTHER);
 		if (wait->cold_reset)
 			session_kill(c->session);
 	}
@@ -159,6 +190,22 @@ static struct scsi_lun *tmf_lun(struct session *s, uint64_t raw, bool *exists)
 			return s->target->luns[i].dev;
 		}
 	return NULL;
+}
+
+/* spc4r37 5.13.11.2.4: PREEMPT AND ABORT aborts the preempted nexuses' tasks on the LUN, on
+ * every worker, before the command completes. */
+void tgt_pr_abort(struct scsi_pr_abort *req)
+{
+	struct task *by = req->by->priv;
+	struct conn *c = by->conn;
+	struct tmf_wait *w = tmf_wait_new(c, 0);
+
+	w->pr = req;
+	w->spare = by;
+	w->target_index = -1;
+	tmf_abort_lun_local(c->worker, req->lun, w, NULL);
+	tmf_abort_everywhere(c, req->lun, w);
+	tmf_wait_put(w);
 }
 
 void tmf_request(struct conn *c, const struct iscsi_pdu *p)

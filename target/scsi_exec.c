@@ -10,6 +10,7 @@
 #include "target/lun.h"
 #include "target/backstore.h"
 #include "target/scsi_cmd.h"
+#include "target/scsi_pr.h"
 #include "target/scsi_sense.h"
 
 /* Room for both tables; scsi_cmd_index_build() refuses more. */
@@ -57,6 +58,8 @@ static void cmd_index_build(void)
 		cmd_index_add(&scsi_spc_cmds[i]);
 	for (unsigned i = 0; i < scsi_sbc_ncmds; i++)
 		cmd_index_add(&scsi_sbc_cmds[i]);
+	for (unsigned i = 0; i < scsi_pr_ncmds; i++)
+		cmd_index_add(&scsi_pr_cmds[i]);
 	qsort(cmd_index.all, cmd_index.n, sizeof(cmd_index.all[0]), cmd_desc_cmp);
 	for (unsigned i = cmd_index.n; i-- > 0;) {
 		const struct scsi_cmd_desc *d = cmd_index.all[i];
@@ -162,19 +165,6 @@ void scsi_task_status(struct scsi_task *t, uint8_t status)
 	t->done(t);
 }
 
-/* Does the command conflict with a reservation held by another nexus? This is the single
- * place reservations gate commands: today the SCSI-2 reservation of RESERVE(6)/(10) (spc2r20
- * 5.5.1: a non-holder gets RESERVATION CONFLICT for everything but the commands flagged
- * SCSI_CMD_F_NO_CONFLICT: INQUIRY, REPORT LUNS, REQUEST SENSE, RELEASE and the reporting
- * commands). The persistent-reservation engine (pr/) plugs in here with its own conflict
- * table (spc4r37 5.13.1, table 67), keyed by the same descriptor. */
-static bool scsi_reservation_conflict(struct scsi_task *t, const struct scsi_cmd_desc *d)
-{
-	if (d->flags & SCSI_CMD_F_NO_CONFLICT)
-		return false;
-	return scsi_lun_scsi2_conflict(t->lun, t->nexus);
-}
-
 void scsi_task_exec(struct scsi_task *t)
 {
 	const struct scsi_cmd_desc *d;
@@ -221,9 +211,16 @@ void scsi_task_exec(struct scsi_task *t)
 			scsi_task_check(t, &ua);
 			return;
 		}
-		if (scsi_reservation_conflict(t, d)) {
+		/* The single place reservations gate commands: persistent reservations
+		 * (spc4r37 5.13.1) and the SCSI-2 reservation (spc2r20 5.5.1), one table. */
+		switch (scsi_pr_conflict(t, d)) {
+		case SCSI_PR_CONFLICT:
 			scsi_task_status(t, SCSI_STATUS_RESERVATION_CONFLICT);
 			return;
+		case SCSI_PR_DONE:
+			return;
+		default:
+			break;
 		}
 	}
 	d->exec(t);

@@ -16,6 +16,7 @@
 #include "lib/proc.h"
 #include "target/backstore.h"
 #include "target/lun.h"
+#include "target/scsi_pr.h"
 #include "target/target.h"
 #include "target/transport.h"
 
@@ -154,6 +155,8 @@ int target_main(const struct hf_config *cfg, int parent_fd)
 
 	log_procname("target");
 	tgt_global.cfg = cfg;
+	scsi_pr_set_data_dir(cfg->data_dir);
+	scsi_pr_abort_hook = tgt_pr_abort;
 	pthread_mutex_init(&tgt_global.lock, NULL);
 	if (msg_chan_init(&ch, parent_fd, PROC_TARGET, PROC_PARENT) < 0)
 		fatalx("%s: message channel", __func__);

@@ -19,6 +19,7 @@ struct bs_ctx;
 struct conn;
 struct session;
 struct worker;
+struct scsi_pr_abort;
 
 /* The most commands a session may have outstanding: the CmdSN window we grant. */
 #define TGT_CMD_WINDOW 128
@@ -117,8 +118,12 @@ struct tmf_wait {
 	struct worker *home;
 	uint32_t itt;
 	uint8_t response;
-	int target_index;
+	int target_index; /* only sessions of this target; -1: every target */
 	bool cold_reset;
+	/* PREEMPT AND ABORT: only the tasks of these I_T nexuses, never `spare` (the PREEMPT
+	 * AND ABORT itself); when all are gone, pr->done() runs instead of a TMF response. */
+	struct scsi_pr_abort *pr;
+	struct task *spare;
 	int pending; /* workers and tasks still draining, guarded by lock */
 	pthread_mutex_t lock;
 };
@@ -310,6 +315,7 @@ void tmf_abort_lun_local(struct worker *w, struct scsi_lun *lun, struct tmf_wait
 void tmf_wait_put(struct tmf_wait *w);
 
 uint64_t tgt_now_ns(void);
+void tgt_pr_abort(struct scsi_pr_abort *req);
 extern __thread struct worker *tgt_current_worker;
 
 #endif
