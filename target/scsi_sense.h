@@ -72,6 +72,16 @@ static const struct scsi_sense SENSE_INVALID_TTT = SCSI_SENSE_TRIPLE(0xb, 0x4b, 
 static const struct scsi_sense SENSE_TOO_MUCH_WRITE_DATA = SCSI_SENSE_TRIPLE(0xb, 0x4b, 0x02);
 static const struct scsi_sense SENSE_DATA_OFFSET_ERROR = SCSI_SENSE_TRIPLE(0xb, 0x4b, 0x05);
 static const struct scsi_sense SENSE_MISCOMPARE = SCSI_SENSE_TRIPLE(0xe, 0x1d, 0x00);
+/* Third-party copy (spc4r37 6.4): errors in the parameter list are ILLEGAL REQUEST; errors
+ * met while copying are COPY ABORTED. */
+static const struct scsi_sense SENSE_TOO_MANY_CSCD_DESCS = SCSI_SENSE_TRIPLE(0x5, 0x26, 0x06);
+static const struct scsi_sense SENSE_UNSUPPORTED_CSCD_TYPE = SCSI_SENSE_TRIPLE(0x5, 0x26, 0x07);
+static const struct scsi_sense SENSE_TOO_MANY_SEGMENT_DESCS = SCSI_SENSE_TRIPLE(0x5, 0x26, 0x08);
+static const struct scsi_sense SENSE_UNSUPPORTED_SEGMENT_TYPE = SCSI_SENSE_TRIPLE(0x5, 0x26, 0x09);
+static const struct scsi_sense SENSE_COPY_ABORTED = SCSI_SENSE_TRIPLE(0xa, 0x00, 0x00);
+static const struct scsi_sense SENSE_UNREACHABLE_COPY_TARGET = SCSI_SENSE_TRIPLE(0xa, 0x08, 0x04);
+static const struct scsi_sense SENSE_COPY_READ_ERROR = SCSI_SENSE_TRIPLE(0xa, 0x11, 0x00);
+static const struct scsi_sense SENSE_COPY_WRITE_ERROR = SCSI_SENSE_TRIPLE(0xa, 0x0c, 0x00);
 
 /* Length of the fixed-format sense data scsi_sense_build() produces. */
 #define SCSI_SENSE_FIXED_LEN 18

@@ -12,13 +12,14 @@
 #include "target/scsi_cmd.h"
 #include "target/scsi_sbc.h"
 #include "target/scsi_sense.h"
+#include "target/scsi_xcopy.h"
 
 #define SPC_VENDOR   "HOLDFAST"
 #define SPC_PRODUCT  "Holdfast LUN"
 #define SPC_REVISION "0001"
 
 /* The VPD pages Holdfast returns (spc4r37 7.8), in ascending order as page 00h lists them. */
-static const uint8_t spc_vpd_pages[] = {0x00, 0x80, 0x83, 0xb0, 0xb1, 0xb2};
+static const uint8_t spc_vpd_pages[] = {0x00, 0x80, 0x83, 0x8f, 0xb0, 0xb1, 0xb2};
 
 /* Timeouts reported by REPORT SUPPORTED OPERATION CODES with RCTD (spc4r37 6.35.4), in
  * seconds: no nominal time is promised, and no command should take a minute. */
@@ -221,6 +222,9 @@ static void spc_inquiry_vpd(struct scsi_task *t, uint8_t page, uint32_t alloc)
 		break;
 	case 0x83:
 		n = spc_vpd_devid(t, b);
+		break;
+	case 0x8f: /* spc4r37 7.8.17: Third-party Copy */
+		n = scsi_xcopy_vpd(b, 1024);
 		break;
 	case 0xb0:
 		n = spc_vpd_block_limits(t, b);
@@ -846,6 +850,19 @@ const struct scsi_cmd_desc scsi_spc_cmds[] = {
 		0x12, 0, 0, 0, 0, 0, 0, 0, 0x04),
 	SPC_CMD(0x5a, SCSI_NO_SA, "MODE SENSE(10)", 10, 0, spc_mode_sense, 0x5a, 0x18, 0xff, 0xff,
 		0, 0, 0, 0xff, 0xff, 0x04),
+	/* spc4r37 6.4, 6.20: the third-party copy commands (scsi_xcopy.c). */
+	SPC_CMD(0x83, 0x00, "EXTENDED COPY(LID1)", 16,
+		SCSI_CMD_F_DATA_OUT | SCSI_CMD_F_MEDIUM_WRITE | SCSI_CMD_F_MEDIUM_READ,
+		scsi_xcopy_extended_copy, 0x83, 0x1f, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff,
+		0xff, 0, 0x04),
+	SPC_CMD(0x84, 0x00, "RECEIVE COPY RESULTS(COPY STATUS)", 16, 0, scsi_xcopy_receive_results,
+		0x84, 0x1f, 0xff, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x04),
+	SPC_CMD(0x84, 0x03, "RECEIVE COPY RESULTS(OPERATING PARAMETERS)", 16, 0,
+		scsi_xcopy_receive_results, 0x84, 0x1f, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff,
+		0xff, 0, 0x04),
+	SPC_CMD(0x84, 0x04, "RECEIVE COPY RESULTS(FAILED SEGMENT DETAILS)", 16, 0,
+		scsi_xcopy_receive_results, 0x84, 0x1f, 0xff, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff,
+		0xff, 0, 0x04),
 	SPC_CMD(0xa0, SCSI_NO_SA, "REPORT LUNS", 12, SPC_INVENTORY, spc_report_luns, 0xa0, 0, 0xff,
 		0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x04),
 	SPC_CMD(0xa3, 0x0a, "REPORT TARGET PORT GROUPS", 12, SCSI_CMD_F_NO_CONFLICT, spc_rtpg, 0xa3,
