@@ -252,7 +252,10 @@ void tmf_request(struct conn *c, const struct iscsi_pdu *p)
 		tmf_abort_session(s, lun, w);
 		tmf_abort_lun_local(c->worker, lun, w, s);
 		tmf_abort_everywhere(c, lun, w);
-		scsi_lun_reset(lun, &s->nexus);
+		/* sam5r21 6.3.3: the unit attention goes to every I_T nexus, the
+		 * requester's included (multipath initiators count on seeing it on each
+		 * path). */
+		scsi_lun_reset(lun, NULL);
 		break;
 	case ISCSI_TMF_TARGET_COLD_RESET:
 		w->cold_reset = true;
@@ -264,6 +267,8 @@ void tmf_request(struct conn *c, const struct iscsi_pdu *p)
 		tmf_abort_session(s, NULL, w);
 		tmf_abort_lun_local(c->worker, NULL, w, s);
 		tmf_abort_everywhere(c, NULL, w);
+		/* The requester of a target reset knows what it did; every other nexus of
+		 * every LUN learns it from a unit attention. */
 		for (size_t i = 0; i < s->target->info.nluns; i++)
 			scsi_lun_reset(s->target->luns[i].dev, &s->nexus);
 		break;

@@ -250,8 +250,7 @@ void scsi_lun_reset(struct scsi_lun *lun, const struct scsi_nexus *by)
 	pthread_mutex_lock(&lun->lock);
 	/* spc2r20 5.5.1: a logical unit reset releases the SCSI-2 reservation. */
 	atomic_store(&lun->reserved, false);
-	/* The nexus that asked for the reset learns of it from the TMF response; every
-	 * other nexus gets the unit attention. */
+	/* Every nexus but `by` gets the unit attention (by may be NULL: all of them). */
 	lun_ua_all_locked(lun, by, &SENSE_BUS_DEVICE_RESET);
 	pthread_mutex_unlock(&lun->lock);
 	log_info("%s: %s: logical unit reset by %s", __func__, lun->name,

@@ -54,8 +54,7 @@ void scsi_lun_nexus_login(struct scsi_lun *lun, const struct scsi_nexus *nx);
 void scsi_lun_nexus_logout(struct scsi_lun *lun, const struct scsi_nexus *nx);
 
 /* LOGICAL UNIT RESET (sam5r21 6.3.3): releases the SCSI-2 reservation and queues BUS DEVICE
- * RESET FUNCTION OCCURRED (29/03) for every nexus except the one that asked (by, which
- * may be NULL for an internal reset). Aborting the LUN's tasks is the transport's part. */
+ * RESET FUNCTION OCCURRED (29/03) for every nexus except `by` (NULL: every nexus). Aborting the LUN's tasks is the transport's part. */
 void scsi_lun_reset(struct scsi_lun *lun, const struct scsi_nexus *by);
 /* The backstore was resized: re-read its size and queue CAPACITY DATA HAS CHANGED (2A/09)
  * for every nexus. */
