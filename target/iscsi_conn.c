@@ -842,13 +842,16 @@ static void conn_dispatch_header(struct conn *c)
 		rx_set_data(c, NULL, true);
 		return;
 	}
-	if (c->state == CONN_FFP && c->pdu.opcode == ISCSI_OP_SCSI_CMD) {
-		cmd_scsi(c, &c->pdu); /* sets the data destination itself */
-		return;
-	}
-	if (c->state == CONN_FFP && c->pdu.opcode == ISCSI_OP_DATA_OUT) {
-		cmd_data_out(c, &c->pdu);
-		return;
+	/* A discovery session has no task set: its SCSI PDUs are rejected once whole. */
+	if (c->state == CONN_FFP && c->session->type == ISCSI_SESSION_NORMAL) {
+		if (c->pdu.opcode == ISCSI_OP_SCSI_CMD) {
+			cmd_scsi(c, &c->pdu); /* sets the data destination itself */
+			return;
+		}
+		if (c->pdu.opcode == ISCSI_OP_DATA_OUT) {
+			cmd_data_out(c, &c->pdu);
+			return;
+		}
 	}
 	if (dlen && rx_need_buf(c, dlen) < 0) {
 		conn_close(c, "out of memory");
