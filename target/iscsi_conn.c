@@ -68,6 +68,7 @@ struct conn *conn_create(int fd, struct worker *w, const struct tgt_listener *l)
 	c->phase = RX_BHS;
 	c->next_ttt = 1;
 	c->last_rx_ns = tgt_now_ns();
+	c->created_ns = c->last_rx_ns;
 	iscsi_params_default(&c->params);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	sl = sizeof(ss);

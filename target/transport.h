@@ -248,6 +248,7 @@ struct conn {
 
 	/* NOP-In keepalive */
 	uint64_t last_rx_ns;
+	uint64_t created_ns;
 	bool login_started;
 	bool adopt_pending; /* counted in its session, linked once the session's worker has it */
 };

@@ -17,6 +17,10 @@
 
 #define WORKER_MAX_EVENTS 64
 #define WORKER_AIO_DEPTH  1024
+#define WORKER_TICK_NS	  1000000000ull
+/* A connection must finish its login within this time (RFC 7143 leaves the value to the
+ * target); one that stalls, or sends garbage and waits, is closed. */
+#define LOGIN_TIMEOUT_NS (15 * 1000000000ull)
 
 /* Tags of the epoll user data that are not connections. */
 static char tag_wake, tag_aio;
@@ -115,6 +119,16 @@ static void worker_drain_queue(struct worker *w)
 	}
 }
 
+/* Once a second: close connections stuck in login. */
+static void worker_tick(struct worker *w)
+{
+	uint64_t now = tgt_now_ns();
+
+	for (struct conn *c = w->conns; c; c = c->wnext)
+		if (c->state == CONN_LOGIN && now - c->created_ns > LOGIN_TIMEOUT_NS)
+			conn_close(c, "login not completed in time");
+}
+
 static void *worker_run(void *arg)
 {
 	struct worker *w = arg;
@@ -124,9 +138,15 @@ static void *worker_run(void *arg)
 	snprintf(name, sizeof(name), "hf-worker%d", w->id);
 	pthread_setname_np(pthread_self(), name);
 	tgt_current_worker = w;
+	uint64_t next_tick = tgt_now_ns() + WORKER_TICK_NS;
+
 	while (!w->stop) {
 		int timeout = bs_ctx_timeout_ms(w->io);
-		int n = epoll_wait(w->epfd, evs, WORKER_MAX_EVENTS, timeout);
+		int n;
+
+		if (timeout < 0 || timeout > WORKER_TICK_NS / 1000000)
+			timeout = WORKER_TICK_NS / 1000000;
+		n = epoll_wait(w->epfd, evs, WORKER_MAX_EVENTS, timeout);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -144,6 +164,10 @@ static void *worker_run(void *arg)
 				bs_ctx_reap(w->io);
 			else
 				conn_event(p, evs[i].events);
+		}
+		if (tgt_now_ns() >= next_tick) {
+			worker_tick(w);
+			next_tick = tgt_now_ns() + WORKER_TICK_NS;
 		}
 		worker_flush_dirty(w);
 	}
