@@ -586,7 +586,8 @@ def scsi(conn, cdb, read_len=0, write_data=None, lun=0, immediate_len=0, unsolic
     seg_max = mrdsl or int(s.keys.get("MaxRecvDataSegmentLength", "8192"))
     imm = write_data[:immediate_len] if write_data is not None and immediate_len else b""
     unsol_end = len(imm) + unsolicited_len
-    final = write_data is None or unsol_end == 0
+    # F is set unless unsolicited Data-Out PDUs follow (RFC 7143 11.3.4).
+    final = write_data is None or unsolicited_len == 0
     h = scsi_cmd_bhs(itt, s.take_cmdsn(), conn.expstatsn, cdb, edtl, read=read_len > 0,
                      write=write_data is not None, final=final, lun=lun, data_len=len(imm))
     conn.send(h, imm)
