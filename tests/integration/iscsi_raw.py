@@ -474,38 +474,38 @@ def login(host, port, initiator="iqn.2026-11.org.holdfast:test-init", target=Non
             first.append(("TargetName", target))
         first.append(("AuthMethod", "CHAP,None" if chap else "None"))
 
-    if True:
-        r = exchange(0, 1, False if chap else True, first)
+    # Security stage: a real initiator always starts here (RFC 7143 6.3); CHAP if asked.
+    r = exchange(0, 1, False if chap else True, first)
+    if r.login_status != 0:
+        return c, r, got
+    if chap:
+        if got.get("AuthMethod") != "CHAP":
+            raise AssertionError("target chose AuthMethod=%s" % got.get("AuthMethod"))
+        r = exchange(0, 1, False, [("CHAP_A", "5")])
         if r.login_status != 0:
             return c, r, got
-        if chap:
-            if got.get("AuthMethod") != "CHAP":
-                raise AssertionError("target chose AuthMethod=%s" % got.get("AuthMethod"))
-            r = exchange(0, 1, False, [("CHAP_A", "5")])
-            if r.login_status != 0:
-                return c, r, got
-            ident = int(got["CHAP_I"])
-            chal = hex_decode(got["CHAP_C"])
-            kv = [("CHAP_N", chap[0]), ("CHAP_R", hex_encode(chap_response(ident, chap[1], chal)))]
-            my_chal = my_id = None
-            if mutual:
-                my_id = 0x5A
-                my_chal = os.urandom(16)
-                kv += [("CHAP_I", str(my_id)), ("CHAP_C", hex_encode(my_chal))]
-            r = exchange(0, 1, True, kv)
-            if r.login_status != 0:
-                return c, r, got
-            if mutual:
-                want = chap_response(my_id, mutual[1], my_chal)
-                if got.get("CHAP_N") != mutual[0] or hex_decode(got.get("CHAP_R", "0x")) != want:
-                    raise AssertionError("mutual CHAP: the target's CHAP_N/CHAP_R are wrong: %r"
-                                         % ((got.get("CHAP_N"), got.get("CHAP_R")),))
-        # Proceed through the operational stage.
-        while not (r.transit and r.nsg == 1):
-            r = exchange(0, 1, True, [])
-            if r.login_status != 0:
-                return c, r, got
-        op = []
+        ident = int(got["CHAP_I"])
+        chal = hex_decode(got["CHAP_C"])
+        kv = [("CHAP_N", chap[0]), ("CHAP_R", hex_encode(chap_response(ident, chap[1], chal)))]
+        my_chal = my_id = None
+        if mutual:
+            my_id = 0x5A
+            my_chal = os.urandom(16)
+            kv += [("CHAP_I", str(my_id)), ("CHAP_C", hex_encode(my_chal))]
+        r = exchange(0, 1, True, kv)
+        if r.login_status != 0:
+            return c, r, got
+        if mutual:
+            want = chap_response(my_id, mutual[1], my_chal)
+            if got.get("CHAP_N") != mutual[0] or hex_decode(got.get("CHAP_R", "0x")) != want:
+                raise AssertionError("mutual CHAP: the target's CHAP_N/CHAP_R are wrong: %r"
+                                     % ((got.get("CHAP_N"), got.get("CHAP_R")),))
+    # Until the target agrees to move on to the operational stage.
+    while not (r.transit and r.nsg == 1):
+        r = exchange(0, 1, True, [])
+        if r.login_status != 0:
+            return c, r, got
+    op = []
 
     if keys is None:
         keys = []
