@@ -49,7 +49,7 @@ hf_wait_port "$P2" "$SID" "$LOG"
 hf_log "holdfastd on 127.0.0.1:$P1 and :$P2 (work folder $HF_WORK)"
 
 rc=0
-HF_PROTO_PORT1=$P1 HF_PROTO_PORT2=$P2 HF_PROTO_PREFIX=$PFX HF_PROTO_LOG=$LOG \
+PYTHONDONTWRITEBYTECODE=1 HF_PROTO_PORT1=$P1 HF_PROTO_PORT2=$P2 HF_PROTO_PREFIX=$PFX HF_PROTO_LOG=$LOG \
 	timeout 600 python3 "$HERE/test_protocol.py" "$@" || rc=$?
 if [ -z "$(hf_session_pids "$SID")" ]; then
 	hf_log "holdfastd exited during the run; its log:"
