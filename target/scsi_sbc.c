@@ -968,9 +968,9 @@ static void sbc_unmap(struct scsi_task *t)
 {
 	struct backstore *bs = scsi_lun_bs(t->lun);
 	uint32_t bsz = scsi_lun_block_size(t->lun);
-	uint64_t lo = UINT64_MAX, hi = 0, lba;
+	uint64_t lo = UINT64_MAX, hi = 0, lba = 0;
 	uint16_t data_len, bd_len;
-	uint32_t n;
+	uint32_t n = 0;
 	struct scsi_cdb cdb;
 	struct sbc_range range;
 	struct cursor cur;

@@ -494,7 +494,7 @@ static void spc_mode_select(struct scsi_task *t)
 	const uint8_t *pg;
 	bool have_wce = false, new_wce = false;
 	struct cursor c;
-	uint16_t bdlen;
+	uint16_t bdlen = 0;
 	uint8_t v, longlba = 0;
 
 	if (b1 & 0x01) { /* SP: Holdfast keeps no saved pages */
