@@ -113,7 +113,7 @@ void task_abort(struct task *t, struct tmf_wait *w)
 
 /* ---- responses ---- */
 
-static int32_t task_residual(const struct task *t)
+static int64_t task_residual(const struct task *t)
 {
 	uint32_t want;
 
@@ -124,7 +124,7 @@ static int32_t task_residual(const struct task *t)
 	else
 		return 0;
 	/* RFC 7143 11.4.5: positive underflow, negative overflow. */
-	return (int32_t)(t->st.edtl - want);
+	return (int64_t)t->st.edtl - want;
 }
 
 static void cmd_send_response(struct task *t)
@@ -133,7 +133,7 @@ static void cmd_send_response(struct task *t)
 	struct txpdu *tx = conn_tx_alloc(c);
 	struct iscsi_sn sn;
 	uint32_t dlen = 0;
-	int32_t residual = task_residual(t);
+	int64_t residual = task_residual(t);
 
 	if (t->st.status == SCSI_STATUS_CHECK_CONDITION) {
 		size_t n = scsi_sense_build(&t->st.sense, tx->small + 2, sizeof(tx->small) - 2);
@@ -370,13 +370,15 @@ void cmd_scsi(struct conn *c, const struct iscsi_pdu *p)
 	bool deliver = true;
 	uint32_t dlen = p->data_len;
 
-	if (task_find(c, p->itt)) {
-		/* RFC 7143 11.17.1: a tag already in use. */
-		conn_reject(c, ISCSI_REJECT_TASK_IN_PROGRESS, c->bhs);
+	if (!cmd_check_sn(c, p, &deliver)) {
 		conn_rx_into(c, NULL, true);
 		return;
 	}
-	if (!cmd_check_sn(c, p, &deliver)) {
+	/* From here a rejected command has still used its CmdSN, so the initiator's
+	 * command stream does not stall behind it. */
+	if (task_find(c, p->itt)) {
+		/* RFC 7143 11.17.1: a tag already in use. */
+		conn_reject(c, ISCSI_REJECT_TASK_IN_PROGRESS, c->bhs);
 		conn_rx_into(c, NULL, true);
 		return;
 	}

@@ -179,14 +179,14 @@ static void put_sn(uint8_t *bhs, const struct iscsi_sn *sn, bool with_statsn)
 
 /* RFC 7143 11.4.5.2 / 11.7.5: O (0x04) for overflow, U (0x02) for underflow; the count is the
  * absolute value. */
-static uint8_t residual_flags(int32_t residual, uint32_t *count)
+static uint8_t residual_flags(int64_t residual, uint32_t *count)
 {
 	if (residual > 0) {
 		*count = (uint32_t)residual;
 		return 0x02;
 	}
 	if (residual < 0) {
-		*count = (uint32_t)(-(int64_t)residual);
+		*count = (uint32_t)(-residual);
 		return 0x04;
 	}
 	*count = 0;
@@ -194,7 +194,7 @@ static uint8_t residual_flags(int32_t residual, uint32_t *count)
 }
 
 void iscsi_build_scsi_rsp(uint8_t *bhs, uint32_t itt, uint8_t response, uint8_t status,
-			  int32_t residual, const struct iscsi_sn *sn, uint32_t expdatasn,
+			  int64_t residual, const struct iscsi_sn *sn, uint32_t expdatasn,
 			  uint32_t data_len)
 {
 	uint32_t count;
@@ -211,7 +211,7 @@ void iscsi_build_scsi_rsp(uint8_t *bhs, uint32_t itt, uint8_t response, uint8_t 
 }
 
 void iscsi_build_data_in(uint8_t *bhs, uint32_t itt, uint64_t lun, uint32_t ttt, bool final,
-			 bool ack, bool status_valid, uint8_t status, int32_t residual,
+			 bool ack, bool status_valid, uint8_t status, int64_t residual,
 			 const struct iscsi_sn *sn, uint32_t datasn, uint32_t offset,
 			 uint32_t data_len)
 {

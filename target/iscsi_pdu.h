@@ -196,12 +196,13 @@ struct iscsi_sn {
 /* Encoders: each writes exactly ISCSI_BHS_LEN bytes into bhs. data_len is the length of the
  * data segment that follows (without padding and digest). */
 void iscsi_build_scsi_rsp(uint8_t *bhs, uint32_t itt, uint8_t response, uint8_t status,
-			  int32_t residual, const struct iscsi_sn *sn, uint32_t expdatasn,
+			  int64_t residual, const struct iscsi_sn *sn, uint32_t expdatasn,
 			  uint32_t data_len);
-/* residual: positive for underflow, negative for overflow. status_valid sets the S bit and
+/* residual: positive for underflow, negative for overflow (both directions span the whole
+ * 32-bit range, hence 64 bits). status_valid sets the S bit and
  * then status and StatSN are meaningful. */
 void iscsi_build_data_in(uint8_t *bhs, uint32_t itt, uint64_t lun, uint32_t ttt, bool final,
-			 bool ack, bool status_valid, uint8_t status, int32_t residual,
+			 bool ack, bool status_valid, uint8_t status, int64_t residual,
 			 const struct iscsi_sn *sn, uint32_t datasn, uint32_t offset,
 			 uint32_t data_len);
 void iscsi_build_r2t(uint8_t *bhs, uint32_t itt, uint64_t lun, uint32_t ttt,

@@ -237,6 +237,28 @@ static void test_build_scsi_rsp_underflow_and_overflow(void **state)
 	assert_int_equal(v, 100);
 }
 
+/* RFC 7143 11.4.5: the residual count is unsigned 32-bit; an underflow of 2 GiB or more is
+ * still an underflow. */
+static void test_build_scsi_rsp_residual_beyond_2gib_is_underflow(void **state)
+{
+	struct iscsi_sn sn = {1, 2, 3};
+	uint8_t b[48];
+	struct cursor c;
+	uint32_t v;
+
+	iscsi_build_scsi_rsp(b, 1, 0, 0, (int64_t)0xffffffffu - 512, &sn, 0, 0);
+	assert_int_equal(b[1], 0x80 | 0x02);
+	cur_init(&c, b, sizeof(b));
+	cur_seek(&c, 44);
+	cur_be32(&c, &v);
+	assert_int_equal(v, 0xffffffffu - 512);
+	iscsi_build_scsi_rsp(b, 1, 0, 0, -(int64_t)0x80000000u, &sn, 0, 0);
+	assert_int_equal(b[1], 0x80 | 0x04);
+	cur_seek(&c, 44);
+	cur_be32(&c, &v);
+	assert_int_equal(v, 0x80000000u);
+}
+
 static void test_build_data_in_status_only_with_final(void **state)
 {
 	uint8_t b[48];
@@ -332,6 +354,7 @@ int main(void)
 		cmocka_unit_test(test_parse_ahs_only_on_scsi_command),
 		cmocka_unit_test(test_parse_ignores_reserved_bits),
 		cmocka_unit_test(test_build_scsi_rsp_underflow_and_overflow),
+		cmocka_unit_test(test_build_scsi_rsp_residual_beyond_2gib_is_underflow),
 		cmocka_unit_test(test_build_data_in_status_only_with_final),
 		cmocka_unit_test(test_build_login_rsp_flags_and_status),
 		cmocka_unit_test(test_build_reject_and_r2t_and_logout),
