@@ -32,15 +32,7 @@ BS = 512
 # Target bugs these tests expose, by test name, with what is wrong. The runner reports them
 # but does not count them, so CI stays green until the lead fixes target/iscsi_*.c; a known
 # failure that passes is reported so the entry can be removed.
-KNOWN_FAILURES = {
-    "read_residual_above_2gib_is_an_underflow":
-        "residuals are carried as int32_t (task_residual() in iscsi_cmd.c, residual_flags() "
-        "in iscsi_pdu.c), so an underflow of 2^31 bytes or more is reported as an overflow: "
-        "READ(10) LBA 0, 1 block, EDTL 0x80000200 ends with a Data-In F|O|S (flags 0x85) and "
-        "Residual Count 0x80000000; EDTL 0xffffffff gives O with count 0x201. RFC 7143 11.4.5 "
-        "wants U (0x02) with count EDTL - 512 (an unsigned 32-bit field). Same on SCSI "
-        "Responses (WRITE(10) 1 block with EDTL 0xffffffff: flags 0x84, count 1).",
-}
+KNOWN_FAILURES = {}
 
 TESTS = []
 

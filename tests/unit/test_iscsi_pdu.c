@@ -241,18 +241,18 @@ static void test_build_scsi_rsp_underflow_and_overflow(void **state)
  * still an underflow. */
 static void test_build_scsi_rsp_residual_beyond_2gib_is_underflow(void **state)
 {
-	struct iscsi_sn sn = {1, 2, 3};
+	struct iscsi_sn seq = {1, 2, 3};
 	uint8_t b[48];
 	struct cursor c;
 	uint32_t v;
 
-	iscsi_build_scsi_rsp(b, 1, 0, 0, (int64_t)0xffffffffu - 512, &sn, 0, 0);
+	iscsi_build_scsi_rsp(b, 1, 0, 0, (int64_t)0xffffffffu - 512, &seq, 0, 0);
 	assert_int_equal(b[1], 0x80 | 0x02);
 	cur_init(&c, b, sizeof(b));
 	cur_seek(&c, 44);
 	cur_be32(&c, &v);
 	assert_int_equal(v, 0xffffffffu - 512);
-	iscsi_build_scsi_rsp(b, 1, 0, 0, -(int64_t)0x80000000u, &sn, 0, 0);
+	iscsi_build_scsi_rsp(b, 1, 0, 0, -(int64_t)0x80000000u, &seq, 0, 0);
 	assert_int_equal(b[1], 0x80 | 0x04);
 	cur_seek(&c, 44);
 	cur_be32(&c, &v);
