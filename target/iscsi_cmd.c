@@ -99,6 +99,11 @@ void task_abort(struct task *t, struct tmf_wait *w)
 			pthread_mutex_unlock(&w->lock);
 			t->wait = w;
 		}
+		/* An I/O still queued before the medium (a delayed store, a full queue) is
+		 * taken back, so an aborted write never lands; the task then completes at
+		 * once (and is freed, silently, as an aborted task). */
+		if (t->st.cancel)
+			t->st.cancel(&t->st);
 		return;
 	}
 	if (t->state == TASK_SENDING && t->tx_refs > 0)
@@ -495,7 +500,8 @@ void cmd_data_out(struct conn *c, const struct iscsi_pdu *p)
 	if (!(t->st.dir & SCSI_DIR_WRITE) || t->state == TASK_EXEC || t->state == TASK_SENDING)
 		why = "Data-Out for a task that takes no more data";
 	else if (dlen > t->st.edtl - p->buffer_offset)
-		why = "Data-Out beyond the Expected Data Transfer Length", err = &SENSE_TOO_MUCH_WRITE_DATA;
+		why = "Data-Out beyond the Expected Data Transfer Length",
+		err = &SENSE_TOO_MUCH_WRITE_DATA;
 	else if (p->buffer_offset != t->received)
 		why = "Data-Out offset out of sequence", err = &SENSE_DATA_OFFSET_ERROR;
 	else if (p->ttt == ISCSI_RSVD_TAG) {
@@ -509,7 +515,8 @@ void cmd_data_out(struct conn *c, const struct iscsi_pdu *p)
 			t->unsol_datasn++;
 	} else {
 		if (t->outstanding_r2t == 0 || p->ttt != t->ttt)
-			why = "Data-Out with an unknown Target Transfer Tag", err = &SENSE_INVALID_TTT;
+			why = "Data-Out with an unknown Target Transfer Tag",
+			err = &SENSE_INVALID_TTT;
 		else if (p->datasn != t->datasn_expected)
 			why = "DataSN out of order";
 		else if (dlen > t->burst_left)

@@ -101,6 +101,11 @@ struct scsi_task {
 
 	void (*done)(struct scsi_task *t);
 	void *priv;             /* the transport's */
+	/* Set by the command set while an I/O of the task is queued but not yet on the medium
+	 * (a delayed store, a full queue): task management calls it to take the I/O back. It
+	 * returns 0 when the I/O never reached the medium, and the task has then completed
+	 * with TASK ABORTED; -EBUSY when too late (the task finishes on its own). */
+	int (*cancel)(struct scsi_task *t);
 
 	/* Private to the command sets: state of multi-stage commands. */
 	void *cmd_state;

@@ -203,6 +203,7 @@ static void sbc_io_done(struct bs_io *io, long res)
 {
 	struct sbc_cmd *c = io->priv;
 
+	c->t->cancel = NULL;
 	/* A short transfer is an error: blocks are read and written whole. */
 	if (res >= 0 && io->op != BS_OP_FLUSH && (size_t)res != io->len)
 		res = -EIO;
@@ -211,6 +212,19 @@ static void sbc_io_done(struct bs_io *io, long res)
 			  (int)io->op, (unsigned long long)io->offset, io->len,
 			  strerror((int)-res));
 	c->step(c, res);
+}
+
+/* Task management takes back a request that has not reached the medium yet. */
+static int sbc_cancel(struct scsi_task *t)
+{
+	struct sbc_cmd *c = t->cmd_state;
+	int rc = bs_cancel(t->ioctx, &c->io);
+
+	if (rc < 0)
+		return rc;
+	t->cancel = NULL;
+	sbc_status(c, SCSI_STATUS_TASK_ABORTED);
+	return 0;
 }
 
 /* Start one request; step runs on completion (possibly before this returns). After this
@@ -232,8 +246,10 @@ static void sbc_io(struct sbc_cmd *c, enum bs_op op, unsigned flags, uint64_t of
 	c->io.done = sbc_io_done;
 	c->io.priv = c;
 	c->step = step;
+	c->t->cancel = sbc_cancel;
 	rc = scsi_sbc_submit(c->bs, c->t->ioctx, &c->io);
 	if (rc < 0) {
+		c->t->cancel = NULL;
 		log_warnx("%s: %s: submit: %s", __func__, bs_name(c->bs), strerror(-rc));
 		sbc_fail(c, sbc_io_sense(op, rc));
 	}

@@ -58,10 +58,12 @@ static int spy_submit(struct backstore *bs, struct bs_ctx *ctx, struct bs_io *io
 	return bs_submit(bs, ctx, io);
 }
 
-static int fx_open(void **state, enum hf_bs_type type)
+static int fx_open_delay(void **state, enum hf_bs_type type, uint32_t delay_ms)
 {
-	struct hf_backstore cfg = {
-		.type = type, .size = (uint64_t)NBLOCKS * BSZ, .block_size = BSZ};
+	struct hf_backstore cfg = {.type = type,
+				   .size = (uint64_t)NBLOCKS * BSZ,
+				   .block_size = BSZ,
+				   .delay_ms = delay_ms};
 	const uint8_t box[16] = {1, 2, 3};
 	struct fx *f = calloc(1, sizeof(*f));
 
@@ -81,9 +83,20 @@ static int fx_open(void **state, enum hf_bs_type type)
 	return 0;
 }
 
+static int fx_open(void **state, enum hf_bs_type type)
+{
+	return fx_open_delay(state, type, 0);
+}
+
 static int setup_mem(void **state)
 {
 	return fx_open(state, HF_BS_MEMORY);
+}
+
+/* A memory store that holds every request 200 ms before it reaches the medium. */
+static int setup_mem_delayed(void **state)
+{
+	return fx_open_delay(state, HF_BS_MEMORY, 200);
 }
 
 static int setup_file(void **state)
@@ -1163,6 +1176,49 @@ static void test_table_has_usage_masks_starting_with_the_opcode(void **state)
 
 #define T(f)  cmocka_unit_test_setup_teardown(f, setup_mem, teardown)
 #define TF(f) cmocka_unit_test_setup_teardown(f, setup_file, teardown)
+#define TD(f) cmocka_unit_test_setup_teardown(f, setup_mem_delayed, teardown)
+
+/* An aborted write whose request still waits before the medium is taken back: it completes
+ * with TASK ABORTED at once and the medium never sees it. */
+static void test_cancel_takes_back_a_write_not_yet_on_the_medium(void **state)
+{
+	uint8_t cdb[10], data[BSZ];
+	const uint8_t *medium = bs_map(g->bs, 0, BSZ);
+	struct run *r;
+
+	memset(data, 0xab, sizeof(data));
+	cdb10(cdb, 0x2a, 0, 0, 1);
+	r = start(cdb, 10, data, BSZ, BSZ);
+	assert_int_equal(r->ndone, 0);
+	assert_non_null(r->t.cancel);
+	assert_int_equal(r->t.cancel(&r->t), 0);
+	assert_int_equal(r->ndone, 1);
+	assert_int_equal(r->t.status, SCSI_STATUS_TASK_ABORTED);
+	assert_null(r->t.cancel);
+	usleep(300 * 1000);
+	bs_ctx_reap(g->ctx);
+	assert_int_equal(medium[0], 0);
+	assert_int_equal(medium[BSZ - 1], 0);
+	run_free(r);
+}
+
+/* The same write left alone lands once its delay is over (the control for the test above). */
+static void test_delayed_write_lands_when_not_cancelled(void **state)
+{
+	uint8_t cdb[10], data[BSZ];
+	const uint8_t *medium = bs_map(g->bs, 0, BSZ);
+	struct run *r;
+
+	memset(data, 0xab, sizeof(data));
+	cdb10(cdb, 0x2a, 0, 0, 1);
+	r = start(cdb, 10, data, BSZ, BSZ);
+	assert_int_equal(medium[0], 0);
+	wait_done(r);
+	assert_good(r);
+	assert_null(r->t.cancel);
+	assert_int_equal(medium[0], 0xab);
+	run_free(r);
+}
 
 int main(void)
 {
@@ -1195,6 +1251,8 @@ int main(void)
 		T(test_compare_and_write_past_the_end_is_lba_out_of_range),
 		TF(test_write_overlapping_a_compare_and_write_in_flight_is_busy),
 		TF(test_compare_and_write_aborted_between_stages_does_not_write),
+		TD(test_cancel_takes_back_a_write_not_yet_on_the_medium),
+		TD(test_delayed_write_lands_when_not_cancelled),
 		TF(test_orwrite_ors_data_into_the_medium),
 		T(test_write_atomic_checks_alignment_and_granularity),
 		T(test_read_capacity10_reports_last_lba_and_block_size),
