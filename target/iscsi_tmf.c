@@ -14,7 +14,9 @@
 
 __thread struct worker *tgt_current_worker;
 
-static struct tmf_wait *tmf_wait_new(struct conn *c, uint32_t itt)
+/* A sweep that finishes on `home` (NULL: on whichever thread drains it last), holding a
+ * reference on the connection c when there is one. */
+struct tmf_wait *tmf_wait_alloc(struct conn *c, struct worker *home)
 {
 	struct tmf_wait *w = calloc(1, sizeof(*w));
 
@@ -22,28 +24,27 @@ static struct tmf_wait *tmf_wait_new(struct conn *c, uint32_t itt)
 		fatal("%s", __func__);
 	pthread_mutex_init(&w->lock, NULL);
 	w->conn = c;
-	w->home = c->worker;
-	w->itt = itt;
+	w->home = home;
+	w->target_index = -1;
 	w->response = ISCSI_TMF_RSP_COMPLETE;
-	w->pending = 1; /* the request's own reference */
-	c->refs++;
+	w->pending = 1; /* the requester's own reference */
+	if (c)
+		c->refs++;
 	return w;
 }
 
-static void tmf_respond(void *arg)
+static struct tmf_wait *tmf_wait_new(struct conn *c, uint32_t itt)
 {
-	struct tmf_wait *w = arg;
+	struct tmf_wait *w = tmf_wait_alloc(c, c->worker);
+
+	w->itt = itt;
+	return w;
+}
+
+static void tmf_send_response(struct tmf_wait *w)
+{
 	struct conn *c = w->conn;
 
-	c->refs--;
-	if (w->pr) {
-		/* PREEMPT AND ABORT: the preempted tasks are gone; the command completes. */
-		w->pr->done(w->pr);
-		conn_mark_dirty(c);
-		pthread_mutex_destroy(&w->lock);
-		free(w);
-		return;
-	}
 	if (c->state == CONN_FFP || c->state == CONN_LOGGED_OUT) {
 		struct txpdu *tx = conn_tx_alloc(c);
 		struct iscsi_sn sn;
@@ -54,7 +55,20 @@ static void tmf_respond(void *arg)
 		if (w->cold_reset)
 			tx->close_after = true;
 	}
-	conn_mark_dirty(c);
+}
+
+static void tmf_finish(void *arg)
+{
+	struct tmf_wait *w = arg;
+
+	if (w->finish)
+		w->finish(w);
+	else
+		tmf_send_response(w);
+	if (w->conn) {
+		w->conn->refs--;
+		conn_mark_dirty(w->conn);
+	}
 	pthread_mutex_destroy(&w->lock);
 	free(w);
 }
@@ -68,15 +82,15 @@ void tmf_wait_put(struct tmf_wait *w)
 	pthread_mutex_unlock(&w->lock);
 	if (!last)
 		return;
-	if (tgt_current_worker == w->home) {
-		tmf_respond(w);
+	if (!w->home || tgt_current_worker == w->home) {
+		tmf_finish(w);
 	} else {
 		struct worker_msg *m = calloc(1, sizeof(*m));
 
 		if (!m)
 			fatal("%s", __func__);
 		m->type = WORKER_MSG_CALL;
-		m->fn = tmf_respond;
+		m->fn = tmf_finish;
 		m->arg = w;
 		worker_post(w->home, m);
 	}
@@ -88,13 +102,31 @@ static bool task_on_lun(const struct task *t, const struct scsi_lun *lun)
 }
 
 /* Is the session one of the I_T nexuses a PREEMPT AND ABORT names? */
-static bool tmf_session_preempted(const struct tmf_wait *w, const struct session *s)
+static bool pr_session_preempted(const struct tmf_wait *w, const struct session *s)
 {
-	for (size_t i = 0; i < w->pr->n; i++)
-		if (w->pr->itns[i].rel_port_id == s->nexus.rel_port_id &&
-		    strcmp(w->pr->itns[i].initiator_port, s->nexus.initiator_port) == 0)
+	const struct scsi_pr_abort *req = w->arg;
+
+	for (size_t i = 0; i < req->n; i++)
+		if (req->itns[i].rel_port_id == s->nexus.rel_port_id &&
+		    strcmp(req->itns[i].initiator_port, s->nexus.initiator_port) == 0)
 			return true;
 	return false;
+}
+
+/* sam5r21 5.6 with TAS=0: an initiator learns from a unit attention that another initiator
+ * cleared its commands. */
+static void pr_session_cleared(struct tmf_wait *w, struct session *s, unsigned aborted)
+{
+	if (aborted)
+		scsi_lun_ua_one(w->lun, &s->nexus, &SENSE_COMMANDS_CLEARED_BY_ANOTHER);
+}
+
+/* The preempted tasks are gone: the PREEMPT AND ABORT completes. */
+static void pr_abort_finish(struct tmf_wait *w)
+{
+	struct scsi_pr_abort *req = w->arg;
+
+	req->done(req);
 }
 
 /* Abort, on this worker, every task of lun (every LUN when lun is NULL) of every session
@@ -111,7 +143,7 @@ void tmf_abort_lun_local(struct worker *w, struct scsi_lun *lun, struct tmf_wait
 			continue;
 		if (wait->target_index >= 0 && c->session->target_index != wait->target_index)
 			continue;
-		if (wait->pr && !tmf_session_preempted(wait, c->session))
+		if (wait->match && !wait->match(wait, c->session))
 			continue;
 		aborted = 0;
 		for (t = c->tasks; t; t = next) {
@@ -121,24 +153,22 @@ void tmf_abort_lun_local(struct worker *w, struct scsi_lun *lun, struct tmf_wait
 				aborted++;
 			}
 		}
-		/* sam5r21 5.6 with TAS=0: the initiator learns from a unit attention that
-		 * another initiator cleared its commands. */
-		if (wait->pr && aborted)
-			scsi_lun_ua_one(lun, &c->session->nexus,
-					&SENSE_COMMANDS_CLEARED_BY_ANOTHER);
+		if (wait->on_session)
+			wait->on_session(wait, c->session, aborted);
 		if (wait->cold_reset)
 			session_kill(c->session);
 	}
 }
 
-/* Abort on every worker; each other worker holds a reference until its tasks drained. */
-static void tmf_abort_everywhere(struct conn *c, struct scsi_lun *lun, struct tmf_wait *w)
+/* Abort on every worker but `skip` (NULL: every worker); each holds a reference until its
+ * tasks drained. */
+void tmf_abort_everywhere(struct worker *skip, struct scsi_lun *lun, struct tmf_wait *w)
 {
 	for (int i = 0; i < tgt_global.nworkers; i++) {
 		struct worker *wk = tgt_global.workers[i];
 		struct worker_msg *m;
 
-		if (wk == c->worker)
+		if (wk == skip)
 			continue;
 		m = calloc(1, sizeof(*m));
 		if (!m)
@@ -198,13 +228,16 @@ void tgt_pr_abort(struct scsi_pr_abort *req)
 {
 	struct task *by = req->by->priv;
 	struct conn *c = by->conn;
-	struct tmf_wait *w = tmf_wait_new(c, 0);
+	struct tmf_wait *w = tmf_wait_alloc(c, c->worker);
 
-	w->pr = req;
+	w->arg = req;
+	w->lun = req->lun;
 	w->spare = by;
-	w->target_index = -1;
+	w->match = pr_session_preempted;
+	w->on_session = pr_session_cleared;
+	w->finish = pr_abort_finish;
 	tmf_abort_lun_local(c->worker, req->lun, w, NULL);
-	tmf_abort_everywhere(c, req->lun, w);
+	tmf_abort_everywhere(c->worker, req->lun, w);
 	tmf_wait_put(w);
 }
 
@@ -251,7 +284,7 @@ void tmf_request(struct conn *c, const struct iscsi_pdu *p)
 			 (unsigned)(p->lun >> 48 & 0x3fff));
 		tmf_abort_session(s, lun, w);
 		tmf_abort_lun_local(c->worker, lun, w, s);
-		tmf_abort_everywhere(c, lun, w);
+		tmf_abort_everywhere(c->worker, lun, w);
 		/* sam5r21 6.3.3: the unit attention goes to every I_T nexus, the
 		 * requester's included (multipath initiators count on seeing it on each
 		 * path). */
@@ -266,7 +299,7 @@ void tmf_request(struct conn *c, const struct iscsi_pdu *p)
 			 w->cold_reset ? "cold" : "warm");
 		tmf_abort_session(s, NULL, w);
 		tmf_abort_lun_local(c->worker, NULL, w, s);
-		tmf_abort_everywhere(c, NULL, w);
+		tmf_abort_everywhere(c->worker, NULL, w);
 		/* The requester of a target reset knows what it did; every other nexus of
 		 * every LUN learns it from a unit attention. */
 		for (size_t i = 0; i < s->target->info.nluns; i++)

@@ -112,19 +112,26 @@ struct worker *worker_pick(void);
 int worker_watch(struct worker *w, struct conn *c, uint32_t events);
 void worker_unwatch(struct worker *w, struct conn *c);
 
-/* A pending TMF that waits for aborted tasks to drain, possibly on several workers. */
+/* An abort sweep: tasks aborted on one or more workers, and the work to do once the last of
+ * them is gone. Task management, PREEMPT AND ABORT and fencing all use it. */
 struct tmf_wait {
-	struct conn *conn; /* the requester; NULL once it is gone */
-	struct worker *home;
+	struct conn *conn;   /* the TMF's connection (a reference is held), or NULL */
+	struct worker *home; /* finish() runs on this worker; NULL: wherever the last one is */
 	uint32_t itt;
 	uint8_t response;
 	int target_index; /* only sessions of this target; -1: every target */
 	bool cold_reset;
-	/* PREEMPT AND ABORT: only the tasks of these I_T nexuses, never `spare` (the PREEMPT
-	 * AND ABORT itself); when all are gone, pr->done() runs instead of a TMF response. */
-	struct scsi_pr_abort *pr;
-	struct task *spare;
-	int pending; /* workers and tasks still draining, guarded by lock */
+	struct task *spare; /* never aborted (the command that asked) */
+	/* Which sessions the sweep reaches (NULL: all of the target), and what happens to
+	 * each one after its tasks were aborted (NULL: nothing). */
+	bool (*match)(const struct tmf_wait *w, const struct session *s);
+	void (*on_session)(struct tmf_wait *w, struct session *s, unsigned aborted);
+	/* Runs once every aborted task is gone; it frees nothing (tmf_wait_put() does). NULL:
+	 * send the TMF response on conn. */
+	void (*finish)(struct tmf_wait *w);
+	void *arg;
+	struct scsi_lun *lun; /* the sweep's LUN; NULL: every LUN */
+	int pending;	      /* workers and tasks still draining, guarded by lock */
 	pthread_mutex_t lock;
 };
 
@@ -313,6 +320,8 @@ void task_abort(struct task *t, struct tmf_wait *w);
 void tmf_request(struct conn *c, const struct iscsi_pdu *p);
 void tmf_abort_lun_local(struct worker *w, struct scsi_lun *lun, struct tmf_wait *wait,
 			 struct session *except);
+struct tmf_wait *tmf_wait_alloc(struct conn *c, struct worker *home);
+void tmf_abort_everywhere(struct worker *skip, struct scsi_lun *lun, struct tmf_wait *w);
 void tmf_wait_put(struct tmf_wait *w);
 
 uint64_t tgt_now_ns(void);
