@@ -1,9 +1,12 @@
-/* holdfastctl: asks a running holdfastd about its targets, LUNs and sessions over the local
- * control socket, and prints tables for people or raw JSON for scripts. The protocol is one
- * JSON object per line each way (docs/control-protocol.md). */
+/* holdfastctl: asks a running holdfastd about its targets, LUNs, sessions and persistent
+ * reservations over the local control socket (and clears a LUN's reservations when an
+ * administrator must), and prints tables for people or raw JSON for scripts. The protocol is
+ * one JSON object per line each way (docs/control-protocol.md). */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +37,11 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: holdfastctl [-s SOCKET | -c CONFIG] [--json] targets|luns|sessions\n"
+		"       holdfastctl [-s SOCKET | -c CONFIG] [--json] pr show|clear TARGET LUN\n"
+		"  pr show    a LUN's persistent reservations: registrants, holder, type, "
+		"generation\n"
+		"  pr clear   drop every registration and the reservation of a LUN (logged by the\n"
+		"             daemon; the registrants see RESERVATIONS PREEMPTED)\n"
 		"  -s SOCKET  the daemon's control socket (default: %s)\n"
 		"  -c CONFIG  read the control socket's path from this configuration\n"
 		"  --json     print the daemon's JSON answer instead of a table\n"
@@ -82,15 +90,22 @@ static int send_all(int fd, const char *p, size_t len)
 
 /* Send one request line and read one reply line. Returns the parsed reply or NULL with
  * *why set. */
-static json_t *ctl_call(int fd, const char *cmd, const char **why)
+static json_t *ctl_call(int fd, json_t *request, const char **why)
 {
-	char req[128], *buf;
+	char *req, *buf;
 	size_t len = 0;
 	json_t *reply;
 	int err;
 
-	snprintf(req, sizeof(req), "{\"cmd\":\"%s\"}\n", cmd);
+	req = json_dumps(request, JSON_COMPACT);
+	if (!req) {
+		*why = strerror(ENOMEM);
+		return NULL;
+	}
 	err = send_all(fd, req, strlen(req));
+	if (!err)
+		err = send_all(fd, "\n", 1);
+	free(req);
 	if (err) {
 		*why = strerror(-err);
 		return NULL;
@@ -269,6 +284,129 @@ static void print_sessions(json_t *reply)
 	}
 }
 
+static const char *bool_of(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (!json_is_boolean(v))
+		return "-";
+	return json_is_true(v) ? "yes" : "no";
+}
+
+static void print_pr_show(json_t *reply)
+{
+	json_t *resv = json_object_get(reply, "reservation");
+	json_t *regs = json_object_get(reply, "registrants"), *r;
+	char lun[24], gen[24], type[16], port[16];
+	size_t i;
+
+	printf("target:       %s\n", str_of(reply, "target"));
+	printf("LUN:          %s\n", int_of(reply, "lun", lun, sizeof(lun)));
+	printf("PRgeneration: %s\n", int_of(reply, "generation", gen, sizeof(gen)));
+	printf("APTPL:        %s\n", bool_of(reply, "aptpl"));
+	if (!json_is_object(resv)) {
+		printf("reservation:  none\n");
+	} else {
+		json_t *h = json_object_get(resv, "holder");
+
+		printf("reservation:  %s (type %s, %s), scope %s\n", str_of(resv, "type_name"),
+		       int_of(resv, "type_code", type, sizeof(type)), str_of(resv, "type"),
+		       str_of(resv, "scope"));
+		if (json_is_true(json_object_get(resv, "all_registrants")))
+			printf("holder:       every registrant\n");
+		else if (json_is_object(h))
+			printf("holder:       %s on relative target port %s, key %s\n",
+			       str_of(h, "initiator_port"),
+			       int_of(h, "rel_tgt_port", port, sizeof(port)), str_of(h, "key"));
+		else
+			printf("holder:       -\n");
+	}
+	if (json_array_size(regs) == 0) {
+		printf("registrants:  none\n");
+		return;
+	}
+	printf("registrants:  %zu\n\n", json_array_size(regs));
+	printf("%-18s %-6s %-7s %-9s %s\n", "KEY", "HOLDER", "RELPORT", "ALL_TG_PT",
+	       "TRANSPORTID (INITIATOR PORT)");
+	json_array_foreach(regs, i, r)
+	{
+		printf("%-18s %-6s %-7s %-9s %s\n", str_of(r, "key"), bool_of(r, "holder"),
+		       int_of(r, "rel_tgt_port", port, sizeof(port)), bool_of(r, "all_tg_pt"),
+		       str_of(r, "initiator_port"));
+	}
+}
+
+static void print_pr_clear(json_t *reply)
+{
+	char lun[24], n[24], gen[24];
+
+	printf("cleared the persistent reservations of %s LUN %s: %s registrations%s dropped; "
+	       "PRgeneration now %s\n",
+	       str_of(reply, "target"), int_of(reply, "lun", lun, sizeof(lun)),
+	       int_of(reply, "registrations_dropped", n, sizeof(n)),
+	       json_is_true(json_object_get(reply, "reservation_dropped")) ? " and the reservation"
+									   : "",
+	       int_of(reply, "generation", gen, sizeof(gen)));
+}
+
+/* The user on whose behalf the request is made, for the daemon's log: sudo's caller when
+ * there is one, else the login of the real uid. The daemon logs it as a claim next to the
+ * credentials the kernel vouches for. */
+static const char *requester(void)
+{
+	const char *sudo = getenv("SUDO_USER");
+	struct passwd *pw;
+
+	if (sudo && *sudo)
+		return sudo;
+	pw = getpwuid(getuid());
+	return pw ? pw->pw_name : NULL;
+}
+
+/* Build the request for the command line at argv[0..argc). Returns NULL on a usage error
+ * (printed). */
+static json_t *build_request(int argc, char **argv, const char **cmd)
+{
+	unsigned long long lun;
+	char *end;
+	int i;
+
+	if (argc == 1) {
+		for (i = 0; commands[i]; i++)
+			if (!strcmp(commands[i], argv[0]))
+				break;
+		if (!commands[i]) {
+			fprintf(stderr, "holdfastctl: unknown command '%s'\n", argv[0]);
+			return NULL;
+		}
+		*cmd = commands[i];
+		return json_pack("{s:s}", "cmd", *cmd);
+	}
+	if (strcmp(argv[0], "pr") != 0) {
+		fprintf(stderr, "holdfastctl: unknown command '%s'\n", argv[0]);
+		return NULL;
+	}
+	if (argc != 4 || (strcmp(argv[1], "show") != 0 && strcmp(argv[1], "clear") != 0)) {
+		fprintf(stderr, "holdfastctl: pr takes show|clear TARGET LUN\n");
+		return NULL;
+	}
+	errno = 0;
+	lun = strtoull(argv[3], &end, 10);
+	/* SAM LUN numbers are 64-bit, but the daemon's JSON numbers stop at INT64_MAX. */
+	if (argv[3][0] < '0' || argv[3][0] > '9' || *end || errno || lun > INT64_MAX) {
+		fprintf(stderr, "holdfastctl: '%s' is not a LUN number\n", argv[3]);
+		return NULL;
+	}
+	if (!strcmp(argv[1], "show")) {
+		*cmd = "pr_show";
+		return json_pack("{s:s, s:s, s:I}", "cmd", *cmd, "target", argv[2], "lun",
+				 (json_int_t)lun);
+	}
+	*cmd = "pr_clear";
+	return json_pack("{s:s, s:s, s:I, s:s?}", "cmd", *cmd, "target", argv[2], "lun",
+			 (json_int_t)lun, "by", requester());
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -281,8 +419,8 @@ int main(int argc, char **argv)
 	const char *sock = DEFAULT_SOCKET, *conffile = NULL, *cmd, *why = NULL;
 	struct hf_config *cfg = NULL;
 	char sockbuf[PATH_MAX], err[1024];
-	int json = 0, c, fd, i, rc;
-	json_t *reply, *e;
+	int json = 0, c, fd, rc;
+	json_t *request, *reply, *e;
 
 	while ((c = getopt_long(argc, argv, "s:c:jh", opts, NULL)) != -1) {
 		switch (c) {
@@ -303,22 +441,19 @@ int main(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (optind + 1 != argc) {
+	if (optind == argc) {
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	cmd = argv[optind];
-	for (i = 0; commands[i]; i++)
-		if (!strcmp(commands[i], cmd))
-			break;
-	if (!commands[i]) {
-		fprintf(stderr, "holdfastctl: unknown command '%s'\n", cmd);
+	request = build_request(argc - optind, argv + optind, &cmd);
+	if (!request) {
 		usage(stderr);
 		return EXIT_USAGE;
 	}
 	if (conffile) {
 		if (hf_config_load_file(conffile, &cfg, err, sizeof(err))) {
 			fprintf(stderr, "%s\n", err);
+			json_decref(request);
 			return EXIT_USAGE;
 		}
 		snprintf(sockbuf, sizeof(sockbuf), "%s", cfg->control_socket);
@@ -330,10 +465,12 @@ int main(int argc, char **argv)
 	if (fd < 0) {
 		fprintf(stderr, "holdfastctl: cannot reach holdfastd at %s: %s\n", sock,
 			strerror(-fd));
+		json_decref(request);
 		return EXIT_UNREACHABLE;
 	}
-	reply = ctl_call(fd, cmd, &why);
+	reply = ctl_call(fd, request, &why);
 	close(fd);
+	json_decref(request);
 	if (!reply) {
 		fprintf(stderr, "holdfastctl: %s: %s\n", sock, why);
 		return EXIT_UNREACHABLE;
@@ -350,6 +487,10 @@ int main(int argc, char **argv)
 		print_targets(reply);
 	} else if (!strcmp(cmd, "luns")) {
 		print_luns(reply);
+	} else if (!strcmp(cmd, "pr_show")) {
+		print_pr_show(reply);
+	} else if (!strcmp(cmd, "pr_clear")) {
+		print_pr_clear(reply);
 	} else {
 		print_sessions(reply);
 	}

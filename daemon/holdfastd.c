@@ -40,6 +40,8 @@ static const struct {
 	{"targets", PROC_TARGET},
 	{"luns", PROC_TARGET},
 	{"sessions", PROC_TARGET},
+	{"pr_show", PROC_TARGET},
+	{"pr_clear", PROC_TARGET},
 };
 
 struct ctl_client {
@@ -177,6 +179,8 @@ static int ctl_reply_error(struct ctl_client *c, const char *fmt, ...)
 
 static int ctl_request(struct ctl_client *c, const char *line, size_t len)
 {
+	struct ucred peer;
+	socklen_t peerlen = sizeof(peer);
 	json_t *req, *cmd;
 	char *text;
 	size_t i;
@@ -196,6 +200,13 @@ static int ctl_request(struct ctl_client *c, const char *line, size_t len)
 		json_decref(req);
 		return err;
 	}
+	/* The plane is told who is asking (an audit log names them) from the kernel's
+	 * credentials for the connection, never from what the client wrote. */
+	json_object_del(req, "peer");
+	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &peer, &peerlen) == 0)
+		json_object_set_new(req, "peer",
+				    json_pack("{s:I, s:I}", "uid", (json_int_t)peer.uid, "pid",
+					      (json_int_t)peer.pid));
 	/* Relay the request re-encoded, so the plane gets exactly one well-formed object. */
 	text = json_dumps(req, JSON_COMPACT);
 	json_decref(req);

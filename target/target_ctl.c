@@ -1,14 +1,20 @@
 /* The target's answers to control requests (holdfastctl, later the web plane): targets,
- * LUNs and live sessions as JSON. Session details live on the workers, so each worker is
- * asked to describe its own and the answers are joined here. */
+ * LUNs and live sessions as JSON, and the persistent reservations of one LUN (show, and the
+ * administrator's clear). Session details live on the workers, so each worker is asked to
+ * describe its own and the answers are joined here. */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lib/log.h"
+#include "pr/pr.h"
 #include "target/backstore.h"
 #include "target/lun.h"
+#include "target/scsi_pr.h"
 #include "target/target.h"
 #include "target/transport.h"
 
@@ -142,6 +148,268 @@ static json_t *ctl_sessions(void)
 	return cc.sessions;
 }
 
+/* A failure answer with a formatted reason. */
+static json_t *ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static json_t *ctl_error(const char *fmt, ...)
+{
+	char why[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	return json_pack("{s:s}", "error", why);
+}
+
+/* The LUN a PR request names: {"target": IQN, "lun": number}. Returns the LUN or NULL with
+ * *err set to the error answer. */
+static struct scsi_lun *ctl_pr_lun(json_t *req, const struct tgt_target **ttp, uint64_t *idp,
+				   json_t **err)
+{
+	const char *iqn = NULL;
+	json_int_t id = -1;
+
+	if (json_unpack(req, "{s:s, s:I}", "target", &iqn, "lun", &id) < 0 || id < 0) {
+		*err = ctl_error("%s", "a PR request names a \"target\" (string) and a \"lun\" "
+				       "(non-negative number)");
+		return NULL;
+	}
+	for (size_t i = 0; i < tgt_global.ntargets; i++) {
+		const struct tgt_target *tt = &tgt_global.targets[i];
+
+		if (strcmp(tt->cfg->iqn, iqn) != 0)
+			continue;
+		for (size_t l = 0; l < tt->cfg->nluns; l++) {
+			if (tt->luns[l].lun != (uint64_t)id)
+				continue;
+			*ttp = tt;
+			*idp = tt->luns[l].lun;
+			return tt->luns[l].dev;
+		}
+		*err = ctl_error("target %.224s has no LUN %" JSON_INTEGER_FORMAT, iqn, id);
+		return NULL;
+	}
+	*err = ctl_error("unknown target '%.224s'", iqn);
+	return NULL;
+}
+
+/* spc4r37 6.15.3.4, table 164: short names for scripts and long ones for people. */
+static const char *pr_type_short(uint8_t type)
+{
+	switch (type) {
+	case PR_TYPE_NONE:
+		return "none";
+	case PR_TYPE_WE:
+		return "WE";
+	case PR_TYPE_EA:
+		return "EA";
+	case PR_TYPE_WE_RO:
+		return "WE_RO";
+	case PR_TYPE_EA_RO:
+		return "EA_RO";
+	case PR_TYPE_WE_AR:
+		return "WE_AR";
+	case PR_TYPE_EA_AR:
+		return "EA_AR";
+	default:
+		return "unknown";
+	}
+}
+
+static const char *pr_type_long(uint8_t type)
+{
+	switch (type) {
+	case PR_TYPE_NONE:
+		return "none";
+	case PR_TYPE_WE:
+		return "Write Exclusive";
+	case PR_TYPE_EA:
+		return "Exclusive Access";
+	case PR_TYPE_WE_RO:
+		return "Write Exclusive - Registrants Only";
+	case PR_TYPE_EA_RO:
+		return "Exclusive Access - Registrants Only";
+	case PR_TYPE_WE_AR:
+		return "Write Exclusive - All Registrants";
+	case PR_TYPE_EA_AR:
+		return "Exclusive Access - All Registrants";
+	default:
+		return "unknown";
+	}
+}
+
+static bool pr_type_all_registrants(uint8_t type)
+{
+	return type == PR_TYPE_WE_AR || type == PR_TYPE_EA_AR;
+}
+
+/* A reservation key as text: keys are 64-bit and JSON numbers are not (jansson's are signed,
+ * and many JSON readers use doubles), so scripts get a fixed-width hex string. */
+static json_t *pr_key_json(uint64_t key)
+{
+	char text[19];
+
+	snprintf(text, sizeof(text), "0x%016" PRIx64, key);
+	return json_string(text);
+}
+
+/* One registrant: its initiator port, the TransportID READ FULL STATUS would report for it
+ * (spc4r37 7.6.4.6, format 01b), the relative target port it registered through, its key. */
+static json_t *pr_reg_json(const struct pr_reg *r)
+{
+	char name[PR_NAME_MAX], hex[2 * 320 + 1];
+	const char *isid;
+	uint8_t tid[320];
+	size_t len;
+	json_t *o;
+
+	if (pr_port_name(r->itn.port, name, sizeof(name)) < 0)
+		snprintf(name, sizeof(name), "%s", "");
+	isid = strstr(r->itn.port, ",i,0x");
+	len = pr_tid_build(r->itn.port, tid, sizeof(tid));
+	for (size_t i = 0; i < len; i++)
+		snprintf(hex + 2 * i, 3, "%02x", tid[i]);
+	hex[2 * len] = '\0';
+	o = json_object();
+	json_object_set_new(o, "initiator_port", json_string(r->itn.port));
+	json_object_set_new(o, "initiator", json_string(name));
+	json_object_set_new(o, "isid", json_string(isid ? isid + 5 : ""));
+	json_object_set_new(o, "transport_id", json_string(hex));
+	json_object_set_new(o, "rel_tgt_port", json_integer(r->itn.rel_port));
+	json_object_set_new(o, "key", pr_key_json(r->key));
+	json_object_set_new(o, "holder", json_boolean(r->holder));
+	json_object_set_new(o, "all_tg_pt", json_boolean(r->all_tg_pt));
+	return o;
+}
+
+static json_t *pr_state_json(const struct tgt_target *tt, uint64_t id, const struct pr_state *s)
+{
+	json_t *o = json_object(), *regs = json_array(), *resv = json_null(), *holder;
+
+	for (uint32_t i = 0; i < s->nregs; i++)
+		json_array_append_new(regs, pr_reg_json(&s->regs[i]));
+	if (s->type != PR_TYPE_NONE) {
+		/* For the all-registrants types every registrant holds the reservation
+		 * (spc4r37 5.13.10) and there is no single holder to name. */
+		holder = json_null();
+		for (uint32_t i = 0; i < s->nregs && !pr_type_all_registrants(s->type); i++) {
+			if (!s->regs[i].holder)
+				continue;
+			json_decref(holder);
+			holder = json_pack("{s:s, s:i, s:o}", "initiator_port", s->regs[i].itn.port,
+					   "rel_tgt_port", (int)s->regs[i].itn.rel_port, "key",
+					   pr_key_json(s->regs[i].key));
+			break;
+		}
+		resv = json_pack(
+			"{s:s, s:s, s:i, s:s, s:i, s:b, s:o}", "type", pr_type_short(s->type),
+			"type_name", pr_type_long(s->type), "type_code", (int)s->type, "scope",
+			s->scope == PR_SCOPE_LU ? "LU" : "unknown", "scope_code", (int)s->scope,
+			"all_registrants", pr_type_all_registrants(s->type), "holder", holder);
+	}
+	json_object_set_new(o, "target", json_string(tt->cfg->iqn));
+	json_object_set_new(o, "lun", json_integer((json_int_t)id));
+	json_object_set_new(o, "generation", json_integer(s->generation));
+	json_object_set_new(o, "aptpl", json_boolean(s->aptpl));
+	json_object_set_new(o, "reservation", resv);
+	json_object_set_new(o, "registrants", regs);
+	return o;
+}
+
+/* {"cmd":"pr_show","target":IQN,"lun":N}. The state is a few dozen KiB, so it is copied to
+ * the heap rather than onto the main thread's stack. */
+static json_t *ctl_pr_show(json_t *req)
+{
+	const struct tgt_target *tt = NULL;
+	struct scsi_lun *lun;
+	struct pr_state *s;
+	json_t *err = NULL, *out;
+	uint64_t id = 0;
+	int rc;
+
+	lun = ctl_pr_lun(req, &tt, &id, &err);
+	if (!lun)
+		return err;
+	s = malloc(sizeof(*s));
+	if (!s)
+		return ctl_error("%s", strerror(ENOMEM));
+	rc = scsi_pr_snapshot(lun, s);
+	out = rc ? ctl_error("cannot read the persistent reservations of %s LUN %" PRIu64 ": %s",
+			     tt->cfg->iqn, id, strerror(-rc))
+		 : pr_state_json(tt, id, s);
+	free(s);
+	return out;
+}
+
+/* Who asked for a clear, for the log: the parent stamps "peer" with the credentials the
+ * kernel gave for the control connection (so they cannot be forged by the client); "by" is
+ * the user name the client claims (sudo's caller, say), shown as a claim. */
+static void ctl_requester(json_t *req, char *buf, size_t len)
+{
+	json_int_t pid = -1, uid = -1;
+	const char *by = NULL;
+	int n;
+
+	json_unpack(req, "{s?{s?I, s?I}, s?s}", "peer", "uid", &uid, "pid", &pid, "by", &by);
+	if (uid >= 0)
+		n = snprintf(buf, len,
+			     "control client uid %" JSON_INTEGER_FORMAT
+			     " pid %" JSON_INTEGER_FORMAT,
+			     uid, pid);
+	else
+		n = snprintf(buf, len, "%s", "a control client of unknown identity");
+	if (by && n >= 0 && (size_t)n < len)
+		snprintf(buf + n, len - n, " (says user '%.64s')", by);
+}
+
+/* {"cmd":"pr_clear","target":IQN,"lun":N}: the administrator's escape hatch. Every
+ * registration and the reservation go; scsi_pr_admin_clear() persists first when APTPL is
+ * on, queues RESERVATIONS PREEMPTED for each registrant and logs who asked. */
+static json_t *ctl_pr_clear(json_t *req)
+{
+	const struct tgt_target *tt = NULL;
+	struct scsi_lun *lun;
+	struct pr_state *s;
+	json_t *err = NULL, *out;
+	char who[512], requester[256];
+	uint64_t id = 0;
+	uint32_t dropped;
+	bool had_resv;
+	int rc;
+
+	lun = ctl_pr_lun(req, &tt, &id, &err);
+	if (!lun)
+		return err;
+	s = malloc(sizeof(*s));
+	if (!s)
+		return ctl_error("%s", strerror(ENOMEM));
+	ctl_requester(req, requester, sizeof(requester));
+	snprintf(who, sizeof(who), "%s for %s LUN %" PRIu64, requester, tt->cfg->iqn, id);
+	/* What the clear drops, for the answer. A PR OUT may slip in between the two calls; the
+	 * counts are then off by it, the clear itself is not. */
+	rc = scsi_pr_snapshot(lun, s);
+	dropped = rc ? 0 : s->nregs;
+	had_resv = rc ? false : s->type != PR_TYPE_NONE;
+	if (!rc)
+		rc = scsi_pr_admin_clear(lun, who);
+	if (!rc)
+		rc = scsi_pr_snapshot(lun, s);
+	if (rc) {
+		log_warnx("%s: %s LUN %" PRIu64 ": clear asked by %s failed: %s", __func__,
+			  tt->cfg->iqn, id, requester, strerror(-rc));
+		out = ctl_error("cannot clear the persistent reservations of %s LUN %" PRIu64
+				": %s",
+				tt->cfg->iqn, id, strerror(-rc));
+	} else {
+		out = json_pack("{s:s, s:I, s:b, s:i, s:b, s:I, s:b}", "target", tt->cfg->iqn,
+				"lun", (json_int_t)id, "cleared", 1, "registrations_dropped",
+				(int)dropped, "reservation_dropped", had_resv, "generation",
+				(json_int_t)s->generation, "aptpl", s->aptpl);
+	}
+	free(s);
+	return out;
+}
+
 int target_ctl(const char *request, char **reply)
 {
 	json_error_t jerr;
@@ -156,6 +424,10 @@ int target_ctl(const char *request, char **reply)
 		out = json_pack("{s:o}", "targets", ctl_targets(true));
 	} else if (strcmp(cmd, "sessions") == 0) {
 		out = json_pack("{s:o}", "sessions", ctl_sessions());
+	} else if (strcmp(cmd, "pr_show") == 0) {
+		out = ctl_pr_show(req);
+	} else if (strcmp(cmd, "pr_clear") == 0) {
+		out = ctl_pr_clear(req);
 	} else {
 		out = json_pack("{s:s}", "error", "unknown command");
 	}
