@@ -350,7 +350,9 @@ static void ctl_requester(json_t *req, char *buf, size_t len)
 	const char *by = NULL;
 	int n;
 
-	json_unpack(req, "{s?{s?I, s?I}, s?s}", "peer", "uid", &uid, "pid", &pid, "by", &by);
+	/* Two lookups, so that a malformed "by" cannot hide the credentials. */
+	json_unpack(req, "{s?{s?I, s?I}}", "peer", "uid", &uid, "pid", &pid);
+	json_unpack(req, "{s?s}", "by", &by);
 	if (uid >= 0)
 		n = snprintf(buf, len,
 			     "control client uid %" JSON_INTEGER_FORMAT
