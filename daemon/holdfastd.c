@@ -42,6 +42,9 @@ static const struct {
 	{"sessions", PROC_TARGET},
 	{"pr_show", PROC_TARGET},
 	{"pr_clear", PROC_TARGET},
+	{"fence", PROC_TARGET},
+	{"unfence", PROC_TARGET},
+	{"fences", PROC_TARGET},
 };
 
 struct ctl_client {

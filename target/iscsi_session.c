@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "lib/log.h"
+#include "target/fence.h"
 #include "target/lun.h"
 #include "target/transport.h"
 
@@ -142,6 +143,12 @@ int session_bind(struct conn *c, const struct iscsi_pdu *req, uint16_t *tsih, ui
 	*status = ISCSI_LOGIN_SUCCESS;
 	c->cid = req->cid;
 	pthread_mutex_lock(&tgt_global.lock);
+	if (type == ISCSI_SESSION_NORMAL && tgt_fence_refuses_login_locked(initiator)) {
+		/* A fenced host logs in again only once it rejoined under a new epoch. */
+		log_warnx("%s: %s: login refused: the host is fenced", __func__, initiator);
+		*status = ISCSI_LOGIN_FORBIDDEN;
+		goto out_unlock;
+	}
 	if (req->tsih == 0) {
 		/* RFC 7143 6.3.5: a leading login with the ISID of a live session
 		 * reinstates it: the old session is closed and its tasks aborted. */

@@ -46,6 +46,7 @@ struct scsi_nexus {
 	char initiator_port[256];    /* "<name>,i,0x<isid>" (SPC-4 7.6.4.6) */
 	uint16_t tpgt;               /* target portal group tag */
 	uint16_t rel_port_id;        /* relative target port identifier */
+	bool fenced;                 /* its host is fenced: medium writes are refused (fence.h) */
 };
 
 /* One LUN as a target exports it. */

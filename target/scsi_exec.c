@@ -211,6 +211,13 @@ void scsi_task_exec(struct scsi_task *t)
 			scsi_task_check(t, &ua);
 			return;
 		}
+		/* A fenced host may not change the medium (target/fence.h); it gets what
+		 * SCSI fencing answers, so cluster software reads it the same way. */
+		if ((d->flags & SCSI_CMD_F_MEDIUM_WRITE) &&
+		    __atomic_load_n(&t->nexus->fenced, __ATOMIC_ACQUIRE)) {
+			scsi_task_status(t, SCSI_STATUS_RESERVATION_CONFLICT);
+			return;
+		}
 		/* The single place reservations gate commands: persistent reservations
 		 * (spc4r37 5.13.1) and the SCSI-2 reservation (spc2r20 5.5.1), one table. */
 		switch (scsi_pr_conflict(t, d)) {

@@ -13,6 +13,7 @@
 #include "lib/log.h"
 #include "pr/pr.h"
 #include "target/backstore.h"
+#include "target/fence.h"
 #include "target/lun.h"
 #include "target/scsi_pr.h"
 #include "target/target.h"
@@ -412,6 +413,68 @@ static json_t *ctl_pr_clear(json_t *req)
 	return out;
 }
 
+/* {"cmd":"fence","host":H,"epoch":N,"initiators":[IQN...]}: fence a host at the target. */
+static json_t *ctl_fence(json_t *req)
+{
+	const char *names[TGT_FENCE_MAX_INITIATORS];
+	struct tgt_fence_result r;
+	const char *host = NULL;
+	json_int_t epoch = 0;
+	json_t *inits = NULL, *v;
+	size_t n = 0, i;
+	int rc;
+
+	if (json_unpack(req, "{s:s, s:I, s:o}", "host", &host, "epoch", &epoch, "initiators",
+			&inits) < 0 ||
+	    !json_is_array(inits) || json_array_size(inits) == 0 ||
+	    json_array_size(inits) > TGT_FENCE_MAX_INITIATORS || epoch < 0 || epoch > UINT32_MAX)
+		return json_pack("{s:s}", "error",
+				 "fence needs host, epoch and 1 to 16 initiator names");
+	json_array_foreach(inits, i, v)
+	{
+		if (!json_is_string(v))
+			return json_pack("{s:s}", "error", "initiator names must be strings");
+		names[n++] = json_string_value(v);
+	}
+	rc = tgt_fence(host, names, n, (uint32_t)epoch, &r);
+	if (rc < 0)
+		return json_pack("{s:s}", "error",
+				 rc == -ESTALE ? "stale epoch: the host is fenced under a newer one"
+					       : strerror(-rc));
+	return json_pack("{s:s, s:I, s:i, s:f, s:f}", "fenced", host, "epoch", epoch, "sessions",
+			 (int)r.sessions, "writes_refused_ms", r.refused_ns / 1e6,
+			 "tasks_drained_ms", r.drained_ns / 1e6);
+}
+
+/* {"cmd":"unfence","host":H,"epoch":N}: the host rejoined under a newer epoch. */
+static json_t *ctl_unfence(json_t *req)
+{
+	const char *host = NULL;
+	json_int_t epoch = 0;
+	int rc;
+
+	if (json_unpack(req, "{s:s, s:I}", "host", &host, "epoch", &epoch) < 0 || epoch < 0 ||
+	    epoch > UINT32_MAX)
+		return json_pack("{s:s}", "error", "unfence needs host and epoch");
+	rc = tgt_unfence(host, (uint32_t)epoch);
+	if (rc == -ESTALE)
+		return json_pack("{s:s}", "error", "stale epoch: not newer than the fence");
+	if (rc == -ENOENT)
+		return json_pack("{s:s}", "error", "host is not fenced");
+	if (rc < 0)
+		return json_pack("{s:s}", "error", strerror(-rc));
+	return json_pack("{s:s, s:I}", "unfenced", host, "epoch", epoch);
+}
+
+static json_t *ctl_fences(void)
+{
+	char *text = tgt_fence_list_json();
+	json_t *arr = text ? json_loads(text, 0, NULL) : NULL;
+
+	free(text);
+	return json_pack("{s:o}", "fences", arr ? arr : json_array());
+}
+
 int target_ctl(const char *request, char **reply)
 {
 	json_error_t jerr;
@@ -430,6 +493,12 @@ int target_ctl(const char *request, char **reply)
 		out = ctl_pr_show(req);
 	} else if (strcmp(cmd, "pr_clear") == 0) {
 		out = ctl_pr_clear(req);
+	} else if (strcmp(cmd, "fence") == 0) {
+		out = ctl_fence(req);
+	} else if (strcmp(cmd, "unfence") == 0) {
+		out = ctl_unfence(req);
+	} else if (strcmp(cmd, "fences") == 0) {
+		out = ctl_fences();
 	} else {
 		out = json_pack("{s:s}", "error", "unknown command");
 	}

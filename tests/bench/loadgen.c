@@ -3,7 +3,7 @@
  * percentiles from a histogram, so the same load can be run against any target.
  *
  *   loadgen URL --rw randread|randwrite|read|write|fill [--bs BYTES] [--qd N]
- *           [--seconds S] [--span BYTES] [--json]
+ *           [--seconds S] [--span BYTES] [--initiator IQN] [--json]
  *
  * "fill" writes the span once sequentially (a prefill before read tests) and stops. Reads land
  * straight in per-slot buffers (iovec tasks), writes send per-slot buffers filled once, so the
@@ -39,6 +39,7 @@ struct slot {
 };
 
 struct gen {
+	const char *initiator; /* initiator name; INITIATOR unless --initiator */
 	struct iscsi_context *iscsi;
 	int lun;
 	enum rw rw;
@@ -195,7 +196,7 @@ static int connect_lun(struct gen *g, const char *url_text, uint64_t *nblocks)
 	struct scsi_task *task;
 	struct scsi_readcapacity16 *rc16;
 
-	g->iscsi = iscsi_create_context(INITIATOR);
+	g->iscsi = iscsi_create_context(g->initiator ? g->initiator : INITIATOR);
 	if (!g->iscsi)
 		return -ENOMEM;
 	url = iscsi_parse_full_url(g->iscsi, url_text);
@@ -265,7 +266,7 @@ static const char *rw_names[] = {"randread", "randwrite", "read", "write", "fill
 static void usage(void)
 {
 	fprintf(stderr, "usage: loadgen URL --rw randread|randwrite|read|write|fill [--bs BYTES] "
-			"[--qd N] [--seconds S] [--span BYTES] [--json]\n");
+			"[--qd N] [--seconds S] [--span BYTES] [--initiator IQN] [--json]\n");
 	exit(2);
 }
 
@@ -299,6 +300,8 @@ int main(int argc, char **argv)
 			span = strtoull(argv[++i], NULL, 0);
 		} else if (!strcmp(argv[i], "--json")) {
 			json = 1;
+		} else if (!strcmp(argv[i], "--initiator") && i + 1 < argc) {
+			g.initiator = argv[++i];
 		} else if (argv[i][0] != '-' && !url) {
 			url = argv[i];
 		} else {
