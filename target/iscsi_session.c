@@ -42,12 +42,17 @@ static struct session *session_find_tsih(uint16_t tsih)
 	return NULL;
 }
 
+/* RFC 7143 4.4.1: a session is named by the initiator's name and ISID and by the target
+ * portal group it lives in; the same ISID through another portal group is another session
+ * (a multipath initiator's second path), not a reinstatement. */
 static struct session *session_find_isid(const char *initiator, const uint8_t isid[6],
-					 int target_index, enum iscsi_session_type type)
+					 int target_index, enum iscsi_session_type type,
+					 uint16_t tpgt)
 {
 	for (struct session *s = tgt_global.sessions; s; s = s->next)
 		if (!s->dying && s->type == type && s->target_index == target_index &&
-		    memcmp(s->isid, isid, 6) == 0 && strcmp(s->initiator, initiator) == 0)
+		    s->nexus.tpgt == tpgt && memcmp(s->isid, isid, 6) == 0 &&
+		    strcmp(s->initiator, initiator) == 0)
 			return s;
 	return NULL;
 }
@@ -152,7 +157,8 @@ int session_bind(struct conn *c, const struct iscsi_pdu *req, uint16_t *tsih, ui
 	if (req->tsih == 0) {
 		/* RFC 7143 6.3.5: a leading login with the ISID of a live session
 		 * reinstates it: the old session is closed and its tasks aborted. */
-		old = session_find_isid(initiator, req->isid, target_index, type);
+		old = session_find_isid(initiator, req->isid, target_index, type,
+					c->listener->portal->tpgt);
 		if (old)
 			old->dying = true;
 		rc = session_create(c, req, type, target_index, &s);
@@ -180,6 +186,11 @@ int session_bind(struct conn *c, const struct iscsi_pdu *req, uint16_t *tsih, ui
 	if (!s || memcmp(s->isid, req->isid, 6) != 0 || strcmp(s->initiator, initiator) != 0 ||
 	    s->target_index != target_index || s->type != type) {
 		*status = ISCSI_LOGIN_SESSION_DOES_NOT_EXIST;
+		goto out_unlock;
+	}
+	if (s->nexus.tpgt != c->listener->portal->tpgt) {
+		/* RFC 7143 4.4.1: every connection of a session is in one portal group. */
+		*status = ISCSI_LOGIN_CANT_INCLUDE_IN_SESSION;
 		goto out_unlock;
 	}
 	if (s->worker != c->worker) {

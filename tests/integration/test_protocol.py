@@ -280,7 +280,8 @@ def mcs_pair(**kw):
     s = raw.Session()
     c1 = open_session(session=s, port=P1, **kw)
     eq(s.keys.get("MaxConnections"), "4", "MaxConnections")
-    c2, r, _ = raw.login(HOST, P2, initiator=INIT, target=T_OPEN, session=s, cid=1)
+    # RFC 7143 4.4.1: every connection of a session is in one portal group (P1's).
+    c2, r, _ = raw.login(HOST, P1, initiator=INIT, target=T_OPEN, session=s, cid=1)
     if r.login_status != 0:
         c1.close()
         c2.close()
@@ -371,12 +372,26 @@ def mcs_unknown_tsih_is_020a():
 
 
 @test
+def mcs_connection_through_another_portal_group_is_refused():
+    s = raw.Session()
+    c1 = open_session(session=s, port=P1)
+    try:
+        # 4.4.1: a session lives in one portal group; P2 is portal group 2.
+        c2, r, _ = raw.login(HOST, P2, initiator=INIT, target=T_OPEN, session=s, cid=1)
+        c2.close()
+        eq(r.login_status, 0x0208, "login status of a connection from another portal group")
+        good(raw.tur(c1), "TUR on the first connection")
+    finally:
+        c1.close()
+
+
+@test
 def mcs_connection_over_max_connections_is_refused():
     s = raw.Session()
     c1 = open_session(session=s, keys=[("MaxConnections", "1")])
     try:
         eq(s.keys.get("MaxConnections"), "1", "MaxConnections")
-        c2, r, _ = raw.login(HOST, P2, initiator=INIT, target=T_OPEN, session=s, cid=1)
+        c2, r, _ = raw.login(HOST, P1, initiator=INIT, target=T_OPEN, session=s, cid=1)
         c2.close()
         # 11.13.5: 0x0206 "Too many connections on this session".
         eq(r.login_status, 0x0206, "login status of a second connection")
@@ -407,7 +422,7 @@ def mcs_join_with_another_initiator_name_is_refused():
     s = raw.Session()
     c1 = open_session(session=s)
     try:
-        c2, r, _ = raw.login(HOST, P2, initiator=PFX + ":intruder", target=T_OPEN, session=s,
+        c2, r, _ = raw.login(HOST, P1, initiator=PFX + ":intruder", target=T_OPEN, session=s,
                              cid=1)
         c2.close()
         eq(r.login_status >> 8, 2, "status class of the joining login (0x%04x)" % r.login_status)
