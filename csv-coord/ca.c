@@ -16,7 +16,6 @@
 #include <mbedtls/oid.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/platform_util.h>
-#include <mbedtls/sha256.h>
 #include <mbedtls/x509_crt.h>
 #include <mbedtls/x509_csr.h>
 
@@ -332,7 +331,7 @@ static int make_subject(struct ca *ca)
 	if (n < 0)
 		return -EIO;
 	p = der + sizeof(der) - n; /* the writer fills from the end */
-	if (mbedtls_sha256_ret(p, n, h, 0))
+	if (tls_sha256(p, n, h))
 		return -EIO;
 	snprintf(ca->subject, sizeof(ca->subject),
 		 "CN=Holdfast cluster CA %02x%02x%02x%02x,O=Holdfast", h[0], h[1], h[2], h[3]);

@@ -715,6 +715,11 @@ int tls_conn_peer_fingerprint(const struct tls_conn *conn, uint8_t out[TLS_FINGE
 	return sha256(crt->raw.p, crt->raw.len, out);
 }
 
+int tls_sha256(const void *data, size_t len, uint8_t out[TLS_FINGERPRINT_LEN])
+{
+	return sha256(data, len, out);
+}
+
 int tls_pem_fingerprint(const char *pem, size_t len, uint8_t out[TLS_FINGERPRINT_LEN])
 {
 	mbedtls_x509_crt crt;

@@ -93,6 +93,9 @@ bool tls_conn_has_peer_cert(const struct tls_conn *conn);
 int tls_conn_peer_cn(const struct tls_conn *conn, char *buf, size_t len);
 int tls_conn_peer_fingerprint(const struct tls_conn *conn, uint8_t out[TLS_FINGERPRINT_LEN]);
 
+/* SHA-256 of a buffer, for modules that need a hash and should not name the TLS library. */
+int tls_sha256(const void *data, size_t len, uint8_t out[TLS_FINGERPRINT_LEN]);
+
 /* The SHA-256 fingerprint of the first certificate in a PEM buffer. */
 int tls_pem_fingerprint(const char *pem, size_t len, uint8_t out[TLS_FINGERPRINT_LEN]);
 
