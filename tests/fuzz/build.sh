@@ -18,4 +18,6 @@ $cc $flags -o "$out/fuzz_pdu" "$root/tests/fuzz/fuzz_pdu.c" \
 $cc $flags -o "$out/fuzz_login" "$root/tests/fuzz/fuzz_login.c" \
 	"$root/target/iscsi_login.c" "$root/target/iscsi_text.c" "$root/target/iscsi_chap.c" \
 	"$root/target/iscsi_pdu.c" "$root/lib/log.c" -lmbedcrypto
-echo "built $out/fuzz_pdu $out/fuzz_login"
+$cc $flags -o "$out/fuzz_agent_proto" "$root/tests/fuzz/fuzz_agent_proto.c" \
+	"$root/csv-coord/agent_proto.c"
+echo "built $out/fuzz_pdu $out/fuzz_login $out/fuzz_agent_proto"
