@@ -103,7 +103,9 @@ int lease_rejoin(struct lease_host *h, uint64_t new_epoch, int64_t now);
 int64_t lease_age_ns(const struct lease_host *h, int64_t now);
 
 /* Agent side. The agent keeps the send times of its last heartbeats; an ACK names the sequence
- * it answers, and the agent's deadline counts from that heartbeat's SEND time. */
+ * it answers, and the agent's deadline counts from that heartbeat's SEND time. An ACK for a
+ * heartbeat older than the last LEASE_AGENT_INFLIGHT sent is ignored, which can only make the
+ * agent fence earlier, never later. */
 #define LEASE_AGENT_INFLIGHT 16
 
 struct lease_agent {
