@@ -34,6 +34,15 @@ const char hf_config_default_text[] =
 #define HF_WORKERS_DEF	   16
 #define HF_CHAP_SECRET_MIN 12 /* rfc7143 9.2.1: at least 96 bits when not random */
 #define HF_DELAY_MS_MAX	   60000
+/* Cluster defaults and bounds; the heartbeat bounds are csv-coord/lease.h's (10 ms..60 s, 3..100
+ * misses), which keep the timing argument of docs/coordinator-timing.md valid. */
+#define HF_CLUSTER_AGENT_PORT 7401
+#define HF_CLUSTER_JOIN_PORT  7402
+#define HF_CLUSTER_HB_MIN_MS  10
+#define HF_CLUSTER_HB_MAX_MS  60000
+#define HF_CLUSTER_MISS_MIN   3
+#define HF_CLUSTER_MISS_MAX   100
+#define HF_CLUSTER_NAME_MAX   63
 
 /* One parse: where errors go and which folder relative paths start from. */
 struct parse {
@@ -841,11 +850,187 @@ static int parse_dirs(struct parse *p, const config_setting_t *root)
 	return 0;
 }
 
+/* A cluster or host name goes into a certificate's CN: letters, digits, '-' and '.', starting
+ * with a letter or digit, so it cannot change the meaning of the distinguished name
+ * (csv-coord/ca.h, ca_name_valid). */
+static int cluster_name_ok(const char *n)
+{
+	size_t i, len = strlen(n);
+
+	if (len == 0 || len > HF_CLUSTER_NAME_MAX || !isalnum((unsigned char)n[0]))
+		return 0;
+	for (i = 0; i < len; i++)
+		if (!isalnum((unsigned char)n[i]) && n[i] != '-' && n[i] != '.')
+			return 0;
+	return 1;
+}
+
+static int addr_is_any(const char *a)
+{
+	return !strcmp(a, "0.0.0.0") || !strcmp(a, "::");
+}
+
+/* A cluster port must not be one an iSCSI portal listens on, or one of the two would fail to
+ * bind at start rather than at the configuration check. */
+static int cluster_port_clash(struct parse *p, const config_setting_t *s, const char *key,
+			      uint16_t port)
+{
+	const struct hf_cluster *cl = &p->cfg->cluster;
+	size_t i;
+
+	for (i = 0; i < p->cfg->nportals; i++) {
+		const struct hf_portal *pt = &p->cfg->portals[i];
+
+		if (pt->port == port && (!strcmp(pt->address, cl->address) ||
+					 addr_is_any(pt->address) || addr_is_any(cl->address)))
+			return bad(p, s, "cluster: %s %u is also portal '%s''s port", key, port,
+				   pt->name);
+	}
+	return 0;
+}
+
+static int parse_cluster_hosts(struct parse *p, const config_setting_t *g)
+{
+	static const char *const keys[] = {"name", "votes", NULL};
+	struct hf_cluster *cl = &p->cfg->cluster;
+	const config_setting_t *l;
+	int i, n, err;
+	size_t j;
+
+	err = get_group_list(p, g, "hosts", &l);
+	if (err)
+		return err;
+	n = l ? config_setting_length(l) : 0;
+	if (n > HF_CLUSTER_HOSTS_MAX)
+		return bad(p, l, "cluster: at most %d hosts", HF_CLUSTER_HOSTS_MAX);
+	if (n == 0)
+		return 0;
+	cl->hosts = calloc(n, sizeof(*cl->hosts));
+	if (!cl->hosts)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		const config_setting_t *h = config_setting_get_elem(l, i);
+		struct hf_cluster_host *ch = &cl->hosts[i];
+		long long v = 1;
+
+		err = check_keys(p, h, "cluster host", keys);
+		if (!err)
+			err = get_str(p, h, "cluster host", "name", 1, ch->name, sizeof(ch->name));
+		if (err)
+			return err;
+		if (!cluster_name_ok(ch->name))
+			return bad(p, config_setting_get_member(h, "name"),
+				   "cluster host name '%s' must be 1..%d letters, digits, '-' or "
+				   "'.', starting with a letter or digit",
+				   ch->name, HF_CLUSTER_NAME_MAX);
+		err = get_int(p, h, "cluster host", "votes", 0, 1, HF_CLUSTER_VOTES_MAX, &v);
+		if (err < 0)
+			return err;
+		ch->votes = v;
+		ch->line = config_setting_source_line(h);
+		for (j = 0; j < (size_t)i; j++)
+			if (!strcmp(cl->hosts[j].name, ch->name))
+				return bad(p, h, "cluster host '%s' is listed twice (first at line %d)",
+					   ch->name, cl->hosts[j].line);
+		cl->nhosts++;
+	}
+	return 0;
+}
+
+static int parse_cluster(struct parse *p, const config_setting_t *root)
+{
+	static const char *const keys[] = {"name",	   "address",	     "agent_port",
+					   "join_port",	   "heartbeat_ms",   "miss_threshold",
+					   "wait_for_all", "hosts",	     NULL};
+	struct hf_cluster *cl = &p->cfg->cluster;
+	const config_setting_t *g, *s;
+	struct in6_addr a6;
+	struct in_addr a4;
+	long long v;
+	int err;
+
+	g = config_setting_get_member(root, "cluster");
+	if (!g)
+		return 0;
+	if (!config_setting_is_group(g))
+		return bad(p, g, "cluster must be a group { name = \"...\"; ... }");
+	cl->enabled = 1;
+	cl->line = config_setting_source_line(g);
+	err = check_keys(p, g, "cluster", keys);
+	if (err)
+		return err;
+
+	strcpy(cl->name, "holdfast");
+	err = get_str(p, g, "cluster", "name", 0, cl->name, sizeof(cl->name));
+	if (err < 0)
+		return err;
+	if (!cluster_name_ok(cl->name))
+		return bad(p, config_setting_get_member(g, "name"),
+			   "cluster name '%s' must be 1..%d letters, digits, '-' or '.', starting "
+			   "with a letter or digit",
+			   cl->name, HF_CLUSTER_NAME_MAX);
+
+	strcpy(cl->address, "127.0.0.1");
+	err = get_str(p, g, "cluster", "address", 0, cl->address, sizeof(cl->address));
+	if (err < 0)
+		return err;
+	if (inet_pton(AF_INET, cl->address, &a4) != 1 && inet_pton(AF_INET6, cl->address, &a6) != 1)
+		return bad(p, config_setting_get_member(g, "address"),
+			   "cluster: address '%s' is not a numeric IPv4 or IPv6 address",
+			   cl->address);
+
+	v = HF_CLUSTER_AGENT_PORT;
+	err = get_int(p, g, "cluster", "agent_port", 0, 1, 65535, &v);
+	if (err < 0)
+		return err;
+	cl->agent_port = v;
+	v = HF_CLUSTER_JOIN_PORT;
+	err = get_int(p, g, "cluster", "join_port", 0, 1, 65535, &v);
+	if (err < 0)
+		return err;
+	cl->join_port = v;
+	s = config_setting_get_member(g, "join_port");
+	if (cl->join_port == cl->agent_port)
+		return bad(p, s ? s : g, "cluster: join_port and agent_port are both %u",
+			   cl->agent_port);
+	s = config_setting_get_member(g, "agent_port");
+	err = cluster_port_clash(p, s ? s : g, "agent_port", cl->agent_port);
+	if (err)
+		return err;
+	s = config_setting_get_member(g, "join_port");
+	err = cluster_port_clash(p, s ? s : g, "join_port", cl->join_port);
+	if (err)
+		return err;
+
+	v = 1000;
+	err = get_int(p, g, "cluster", "heartbeat_ms", 0, HF_CLUSTER_HB_MIN_MS, HF_CLUSTER_HB_MAX_MS,
+		      &v);
+	if (err < 0)
+		return err;
+	cl->heartbeat_ms = v;
+	v = 5;
+	err = get_int(p, g, "cluster", "miss_threshold", 0, HF_CLUSTER_MISS_MIN,
+		      HF_CLUSTER_MISS_MAX, &v);
+	if (err < 0)
+		return err;
+	cl->miss_threshold = v;
+
+	cl->wait_for_all = 1;
+	s = config_setting_get_member(g, "wait_for_all");
+	if (s) {
+		if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+			return bad(p, s, "cluster: 'wait_for_all' must be true or false");
+		cl->wait_for_all = config_setting_get_bool(s);
+	}
+	return parse_cluster_hosts(p, g);
+}
+
 static int parse_root(struct parse *p, const config_setting_t *root)
 {
 	static const char *const keys[] = {"data_dir",	"control_socket", "workers",
 					   "log_level", "portals",	  "backstores",
-					   "discovery", "targets",	  NULL};
+					   "discovery", "targets",	  "cluster",
+					   NULL};
 	static const char *const disc_keys[] = {"chap", NULL};
 	struct hf_config *cfg = p->cfg;
 	const config_setting_t *d;
@@ -871,6 +1056,8 @@ static int parse_root(struct parse *p, const config_setting_t *root)
 	err = parse_portals(p, root);
 	if (!err)
 		err = parse_backstores(p, root);
+	if (!err)
+		err = parse_cluster(p, root);
 	if (err)
 		return err;
 
@@ -904,6 +1091,7 @@ void hf_config_free(struct hf_config *cfg)
 	free(cfg->portals);
 	free(cfg->backstores);
 	free(cfg->discovery_chap);
+	free(cfg->cluster.hosts);
 	free(cfg);
 }
 

@@ -62,6 +62,30 @@ struct hf_target {
 	int line;
 };
 
+/* The optional cluster section: the coordinator (coord plane) runs only when it is present. */
+#define HF_CLUSTER_HOSTS_MAX 64 /* QUORUM_MAX_HOSTS */
+#define HF_CLUSTER_VOTES_MAX 16 /* QUORUM_MAX_VOTES */
+
+struct hf_cluster_host {
+	char name[HF_NAME_MAX]; /* the host name its agent joins with */
+	unsigned votes;		/* 1..HF_CLUSTER_VOTES_MAX */
+	int line;
+};
+
+struct hf_cluster {
+	int enabled;		   /* the section exists */
+	char name[HF_NAME_MAX];	   /* the cluster's (and the box's certificate's) name */
+	char address[HF_ADDR_MAX]; /* numeric IPv4 or IPv6 the agent and join ports bind */
+	uint16_t agent_port;	   /* TLS, client certificate required */
+	uint16_t join_port;	   /* TLS, client certificate optional, join requests only */
+	uint32_t heartbeat_ms;	   /* H */
+	unsigned miss_threshold;   /* M */
+	int wait_for_all;
+	struct hf_cluster_host *hosts; /* none: any host may join, with one vote */
+	size_t nhosts;
+	int line;
+};
+
 struct hf_config {
 	char path[PATH_MAX];	       /* the file it came from, or "(default)" */
 	char data_dir[PATH_MAX];       /* absolute */
@@ -77,6 +101,7 @@ struct hf_config {
 	struct hf_chap *discovery_chap; /* credentials required for discovery sessions */
 	size_t ndiscovery_chap;
 	uint8_t box_id[16]; /* random, created once in data_dir/box-id; names LUNs (NAA) */
+	struct hf_cluster cluster;
 };
 
 /* The embedded default, used when holdfastd runs without a config file: a data folder in

@@ -13,9 +13,9 @@
 /* Which process receives which message type. A type missing here cannot be sent to that
  * process (msg_send refuses it) and ends it if it arrives anyway (msg_recv). */
 static const uint8_t msg_table[PROC_MAX][MSG_TYPE_MAX] = {
-	[PROC_PARENT] = {[MSG_CTL_REPLY] = 1},
+	[PROC_PARENT] = {[MSG_CTL_REPLY] = 1, [MSG_CTL_RELAY_REQUEST] = 1},
 	[PROC_TARGET] = {[MSG_CTL_REQUEST] = 1, [MSG_SHUTDOWN] = 1},
-	[PROC_COORD] = {[MSG_CTL_REQUEST] = 1, [MSG_SHUTDOWN] = 1},
+	[PROC_COORD] = {[MSG_CTL_REQUEST] = 1, [MSG_SHUTDOWN] = 1, [MSG_CTL_RELAY_REPLY] = 1},
 	[PROC_BROKER] = {[MSG_CTL_REQUEST] = 1, [MSG_SHUTDOWN] = 1},
 	[PROC_WEB] = {[MSG_CTL_REQUEST] = 1, [MSG_SHUTDOWN] = 1},
 };
@@ -52,6 +52,10 @@ const char *msg_type_name(uint32_t type)
 		return "CTL_REPLY";
 	case MSG_SHUTDOWN:
 		return "SHUTDOWN";
+	case MSG_CTL_RELAY_REQUEST:
+		return "CTL_RELAY_REQUEST";
+	case MSG_CTL_RELAY_REPLY:
+		return "CTL_RELAY_REPLY";
 	default:
 		return "unknown";
 	}

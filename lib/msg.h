@@ -38,6 +38,15 @@ enum msg_type {
 	MSG_CTL_REPLY = 2,
 	/* Parent to child: finish what is in flight and exit 0. No payload. */
 	MSG_SHUTDOWN = 3,
+	/* Child to parent: a control request (same JSON as MSG_CTL_REQUEST) that a plane makes of
+	 * another plane, e.g. coord asking target to fence a host. The parent routes it by its
+	 * "cmd" like a holdfastctl request and answers with MSG_CTL_RELAY_REPLY carrying the
+	 * child's id: the target's answer, or {"error": ...} when it cannot be routed or the
+	 * plane did not answer. Separate types keep "the parent never receives requests from
+	 * holdfastctl's path" and "only a plane that asks may receive relayed replies" checkable
+	 * by the table. */
+	MSG_CTL_RELAY_REQUEST = 4,
+	MSG_CTL_RELAY_REPLY = 5,
 	/* 16..31 coord, 32..47 broker, 48..63 web: reserved. */
 	MSG_TYPE_MAX = 64,
 };
