@@ -8,9 +8,9 @@ void coord_events_init(struct coord_events *e)
 	memset(e, 0, sizeof(*e));
 }
 
-const struct coord_event *coord_events_add(struct coord_events *e, int64_t mono_ns,
-					   int64_t wall_ms, enum coord_event_kind kind,
-					   const char *host, const char *text)
+const struct coord_event *coord_events_add(struct coord_events *e, int64_t mono_ns, int64_t wall_ms,
+					   enum coord_event_kind kind, const char *host,
+					   const char *text)
 {
 	struct coord_event *ev = &e->ring[e->total % COORD_EVENTS_MAX];
 

@@ -23,9 +23,9 @@ enum coord_event_kind {
 };
 
 struct coord_event {
-	uint64_t seq;	  /* 1, 2, ... over the life of the process */
-	int64_t mono_ns;  /* box monotonic clock */
-	int64_t wall_ms;  /* wall clock, for people */
+	uint64_t seq;	 /* 1, 2, ... over the life of the process */
+	int64_t mono_ns; /* box monotonic clock */
+	int64_t wall_ms; /* wall clock, for people */
 	enum coord_event_kind kind;
 	char host[COORD_EVENT_HOSTLEN]; /* "" when no host is concerned */
 	char text[COORD_EVENT_TEXT];
@@ -38,9 +38,9 @@ struct coord_events {
 
 void coord_events_init(struct coord_events *e);
 /* Record an event; host may be NULL, text is cut to fit. Returns the stored event. */
-const struct coord_event *coord_events_add(struct coord_events *e, int64_t mono_ns,
-					   int64_t wall_ms, enum coord_event_kind kind,
-					   const char *host, const char *text);
+const struct coord_event *coord_events_add(struct coord_events *e, int64_t mono_ns, int64_t wall_ms,
+					   enum coord_event_kind kind, const char *host,
+					   const char *text);
 /* How many are held, and the i-th of them, oldest first (NULL when out of range). */
 unsigned coord_events_len(const struct coord_events *e);
 const struct coord_event *coord_events_get(const struct coord_events *e, unsigned i);

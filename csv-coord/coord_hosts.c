@@ -47,7 +47,8 @@ struct coord_host *coord_hosts_by_fp(struct coord_hosts *t, const uint8_t fp[TLS
 
 	/* A removed host's certificate still chains to our CA; only this table can refuse it. */
 	for (i = 0; i < t->n; i++)
-		if (!t->h[i].removed && !memcmp(t->h[i].fp, fp, TLS_FINGERPRINT_LEN))
+		if (t->h[i].enrolled && !t->h[i].removed &&
+		    !memcmp(t->h[i].fp, fp, TLS_FINGERPRINT_LEN))
 			return &t->h[i];
 	return NULL;
 }
@@ -117,10 +118,11 @@ int coord_hosts_dump(const struct coord_hosts *t, char **text)
 			json_array_append_new(iqns, json_string(h->iqn[k]));
 		tls_fingerprint_hex(h->fp, fp);
 		if (json_array_append_new(
-			    arr, json_pack("{s:I, s:s, s:s, s:o, s:I, s:b, s:b, s:i}", "id",
+			    arr, json_pack("{s:I, s:s, s:s, s:o, s:I, s:b, s:b, s:b, s:i}", "id",
 					   (json_int_t)h->id, "name", h->name, "fingerprint", fp,
-					   "iqns", iqns, "epoch", (json_int_t)h->epoch, "fenced",
-					   h->fenced, "removed", h->removed, "votes", h->votes))) {
+					   "iqns", iqns, "epoch", (json_int_t)h->epoch, "enrolled",
+					   h->enrolled, "fenced", h->fenced, "removed", h->removed,
+					   "votes", h->votes))) {
 			json_decref(root);
 			return -ENOMEM;
 		}
@@ -135,17 +137,17 @@ static int parse_host(struct coord_host *h, json_t *o)
 	json_int_t id, epoch;
 	const char *name, *fp;
 	json_t *iqns, *v;
-	int fenced, removed, votes;
+	int enrolled, fenced, removed, votes;
 	size_t k;
 
-	if (json_unpack(o, "{s:I, s:s, s:s, s:o, s:I, s:b, s:b, s:i}", "id", &id, "name", &name,
-			"fingerprint", &fp, "iqns", &iqns, "epoch", &epoch, "fenced", &fenced,
-			"removed", &removed, "votes", &votes) < 0)
+	if (json_unpack(o, "{s:I, s:s, s:s, s:o, s:I, s:b, s:b, s:b, s:i}", "id", &id, "name",
+			&name, "fingerprint", &fp, "iqns", &iqns, "epoch", &epoch, "enrolled",
+			&enrolled, "fenced", &fenced, "removed", &removed, "votes", &votes) < 0)
 		return -EBADMSG;
 	/* The target keeps epochs as 32-bit numbers (target/fence.h). */
 	if (id < 1 || id >= UINT32_MAX || epoch < 1 || epoch > UINT32_MAX || votes < 1 ||
 	    votes > 16 || !ca_name_valid(name) || !json_is_array(iqns) ||
-	    json_array_size(iqns) < 1 || json_array_size(iqns) > AGENT_MAX_IQNS)
+	    json_array_size(iqns) < (enrolled ? 1 : 0) || json_array_size(iqns) > AGENT_MAX_IQNS)
 		return -EBADMSG;
 	memset(h, 0, sizeof(*h));
 	h->id = (uint32_t)id;
@@ -163,6 +165,7 @@ static int parse_host(struct coord_host *h, json_t *o)
 	}
 	h->n_iqn = json_array_size(iqns);
 	h->epoch = (uint64_t)epoch;
+	h->enrolled = enrolled;
 	h->fenced = fenced;
 	h->removed = removed;
 	h->votes = votes;
@@ -179,8 +182,8 @@ int coord_hosts_parse(struct coord_hosts *t, const char *text, size_t len)
 
 	coord_hosts_init(t);
 	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
-	if (!root || json_unpack(root, "{s:i, s:I, s:o}", "version", &version, "next_id",
-				 &next_id, "hosts", &arr) < 0)
+	if (!root || json_unpack(root, "{s:i, s:I, s:o}", "version", &version, "next_id", &next_id,
+				 "hosts", &arr) < 0)
 		goto out;
 	if (version != COORD_HOSTS_VERSION || !json_is_array(arr) ||
 	    json_array_size(arr) > COORD_HOSTS_MAX || next_id < 1 || next_id > UINT32_MAX)
@@ -197,7 +200,8 @@ int coord_hosts_parse(struct coord_hosts *t, const char *text, size_t len)
 			const struct coord_host *p = &t->h[j];
 
 			if (p->id == h->id || !strcmp(p->name, h->name) ||
-			    (!p->removed && !h->removed && !memcmp(p->fp, h->fp, sizeof(h->fp))))
+			    (p->enrolled && h->enrolled && !p->removed && !h->removed &&
+			     !memcmp(p->fp, h->fp, sizeof(h->fp))))
 				goto out;
 		}
 		t->n++;

@@ -27,16 +27,21 @@ struct coord_host {
 	char iqn[AGENT_MAX_IQNS][AGENT_IQN_MAX + 1];
 	unsigned n_iqn;
 	uint64_t epoch;
-	bool fenced;  /* fenced at the target under epoch; must rejoin with epoch + 1 */
-	bool removed; /* the admin removed it: its certificate is refused */
+	bool enrolled; /* joined at least once; a configured host that never did is not */
+	bool fenced;   /* fenced at the target under epoch; must rejoin with epoch + 1 */
+	bool removed;  /* the admin removed it: its certificate is refused */
 	unsigned votes;
 	/* Runtime only. */
 	struct lease_host lease;
 	bool leased;	     /* holds a lease in quorum's eyes (false after a restart) */
 	bool fence_inflight; /* a fence request is at the target */
 	bool unfence_inflight;
-	int64_t last_hb_ns; /* box time of the last accepted heartbeat, 0: none */
-	int64_t declared_ns; /* box time the host was declared lost */
+	bool fence_confirmed;	/* the target answered the fence of this epoch */
+	uint16_t fence_reason;	/* AGENT_E_LEASE_EXPIRED or AGENT_E_ADMIN_REMOVED */
+	int64_t fence_retry_ns; /* do not resend a failed fence before this box time */
+	int64_t last_hb_ns;	/* box time of the last accepted heartbeat, 0: none */
+	int64_t declared_ns;	/* box time the host was declared lost, 0: not by a lease */
+	int64_t last_hb_gap_ns; /* at the declaration: how long since the last heartbeat */
 };
 
 struct coord_hosts {
@@ -47,7 +52,8 @@ struct coord_hosts {
 
 void coord_hosts_init(struct coord_hosts *t);
 
-/* Lookups; removed hosts are found by name and id but never by fingerprint. NULL if none. */
+/* Lookups; removed and never-enrolled hosts are found by name and id but never by
+ * fingerprint. NULL if none. */
 struct coord_host *coord_hosts_by_name(struct coord_hosts *t, const char *name);
 struct coord_host *coord_hosts_by_id(struct coord_hosts *t, uint32_t id);
 struct coord_host *coord_hosts_by_fp(struct coord_hosts *t, const uint8_t fp[TLS_FINGERPRINT_LEN]);

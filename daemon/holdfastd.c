@@ -21,15 +21,18 @@
 #include "lib/log.h"
 #include "lib/msg.h"
 #include "lib/proc.h"
+#include "csv-coord/coord.h"
 #include "target/target.h"
 
 #define CTL_LINE_MAX	(64 * 1024) /* a request is small; anything longer is refused */
 #define CTL_CLIENTS_MAX 32
 #define CTL_TIMEOUT_MS	10000
 
-/* The planes, in start order. */
+/* The planes, in start order. coord runs only when the configuration has a cluster section,
+ * so the default box binds nothing beyond iSCSI and the control socket. */
 static const struct proc_desc planes[] = {
 	{.name = "target", .id = PROC_TARGET, .main = target_main},
+	{.name = "coord", .id = PROC_COORD, .main = coord_main},
 };
 
 /* The control commands and the plane that answers each. */
@@ -45,6 +48,20 @@ static const struct {
 	{"fence", PROC_TARGET},
 	{"unfence", PROC_TARGET},
 	{"fences", PROC_TARGET},
+	{"cluster_token_create", PROC_COORD},
+	{"cluster_status", PROC_COORD},
+	{"cluster_host_remove", PROC_COORD},
+};
+
+/* A plane's request to another plane, relayed: the parent sends it under its own id and
+ * answers the asking plane under the id it chose. */
+struct relay {
+	uint32_t id; /* ours, towards the answering plane */
+	enum hf_proc to;
+	enum hf_proc from;
+	uint32_t from_id;
+	uint64_t deadline_ms;
+	struct relay *next;
 };
 
 struct ctl_client {
@@ -66,6 +83,7 @@ static struct {
 	struct ctl_client *clients;
 	int nclients;
 	uint32_t next_id;
+	struct relay *relays;
 } ctl = {.listen_fd = -1};
 
 static uint64_t now_ms(void)
@@ -180,13 +198,126 @@ static int ctl_reply_error(struct ctl_client *c, const char *fmt, ...)
 	return rc;
 }
 
+/* The plane that answers cmd, or PROC_MAX. */
+static enum hf_proc ctl_route(const char *cmd)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(ctl_routes) / sizeof(ctl_routes[0]); i++)
+		if (!strcmp(ctl_routes[i].cmd, cmd))
+			return ctl_routes[i].plane;
+	return PROC_MAX;
+}
+
+static uint32_t ctl_new_id(void)
+{
+	if (++ctl.next_id == 0)
+		ctl.next_id = 1;
+	return ctl.next_id;
+}
+
+/* Answer a plane's relayed request with an error of our own. */
+static void relay_reply_error(enum hf_proc to, uint32_t id, const char *why)
+{
+	json_t *o = json_pack("{s:s}", "error", why);
+	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+	json_decref(o);
+	if (!text)
+		return;
+	if (proc_sup_send(ctl.sup, to, MSG_CTL_RELAY_REPLY, id, text, strlen(text)))
+		log_debug("%s: %s is gone; its relayed request %u has nobody to answer", __func__,
+			  msg_proc_name(to), id);
+	free(text);
+}
+
+/* A plane asks another plane (coord asks target to fence a host): route the request by its
+ * "cmd" as for holdfastctl, never back to the plane that asked. */
+static void relay_request(enum hf_proc from, struct msg *m)
+{
+	char why[160];
+	json_t *req, *cmd;
+	struct relay *r;
+	enum hf_proc to;
+	char *text;
+	int err;
+
+	if (!msg_handled_by(from, MSG_CTL_RELAY_REPLY)) {
+		log_warnx("%s: %s may not relay requests", __func__, msg_proc_name(from));
+		return;
+	}
+	req = json_loadb((const char *)m->data, m->len, 0, NULL);
+	cmd = req ? json_object_get(req, "cmd") : NULL;
+	if (!json_is_object(req) || !json_is_string(cmd)) {
+		json_decref(req);
+		relay_reply_error(from, m->id,
+				  "a request is one JSON object with a \"cmd\" string");
+		return;
+	}
+	to = ctl_route(json_string_value(cmd));
+	if (to == PROC_MAX || to == from) {
+		snprintf(why, sizeof(why), "no other plane answers '%.64s'",
+			 json_string_value(cmd));
+		json_decref(req);
+		relay_reply_error(from, m->id, why);
+		return;
+	}
+	/* The answering plane logs requesters from "peer"; a plane has no kernel credentials to
+	 * give, so it is named instead, and nothing it wrote there is passed on. */
+	json_object_set_new(req, "peer", json_pack("{s:s}", "plane", msg_proc_name(from)));
+	text = json_dumps(req, JSON_COMPACT);
+	json_decref(req);
+	r = calloc(1, sizeof(*r));
+	if (!text || !r) {
+		free(text);
+		free(r);
+		relay_reply_error(from, m->id, "out of memory");
+		return;
+	}
+	r->id = ctl_new_id();
+	r->to = to;
+	r->from = from;
+	r->from_id = m->id;
+	r->deadline_ms = now_ms() + CTL_TIMEOUT_MS;
+	err = proc_sup_send(ctl.sup, to, MSG_CTL_REQUEST, r->id, text, strlen(text));
+	free(text);
+	if (err) {
+		snprintf(why, sizeof(why), "the %s plane is not running (%s)", msg_proc_name(to),
+			 strerror(-err));
+		free(r);
+		relay_reply_error(from, m->id, why);
+		return;
+	}
+	r->next = ctl.relays;
+	ctl.relays = r;
+}
+
+/* A reply to a relayed request: 1 when it was one (and has been passed on), 0 otherwise. */
+static int relay_reply(enum hf_proc from, struct msg *m)
+{
+	struct relay **pr, *r;
+
+	for (pr = &ctl.relays; (r = *pr); pr = &r->next)
+		if (r->id == m->id && r->to == from)
+			break;
+	if (!r)
+		return 0;
+	*pr = r->next;
+	if (proc_sup_send(ctl.sup, r->from, MSG_CTL_RELAY_REPLY, r->from_id, m->data, m->len))
+		log_debug("%s: %s left before its answer from %s arrived", __func__,
+			  msg_proc_name(r->from), msg_proc_name(from));
+	free(r);
+	return 1;
+}
+
 static int ctl_request(struct ctl_client *c, const char *line, size_t len)
 {
 	struct ucred peer;
 	socklen_t peerlen = sizeof(peer);
+	enum hf_proc plane;
 	json_t *req, *cmd;
 	char *text;
-	size_t i;
+	uint32_t id;
 	int err;
 
 	req = json_loadb(line, len, 0, NULL);
@@ -195,10 +326,8 @@ static int ctl_request(struct ctl_client *c, const char *line, size_t len)
 		json_decref(req);
 		return ctl_reply_error(c, "a request is one JSON object with a \"cmd\" string");
 	}
-	for (i = 0; i < sizeof(ctl_routes) / sizeof(ctl_routes[0]); i++)
-		if (!strcmp(ctl_routes[i].cmd, json_string_value(cmd)))
-			break;
-	if (i == sizeof(ctl_routes) / sizeof(ctl_routes[0])) {
+	plane = ctl_route(json_string_value(cmd));
+	if (plane == PROC_MAX) {
 		err = ctl_reply_error(c, "unknown command '%.64s'", json_string_value(cmd));
 		json_decref(req);
 		return err;
@@ -215,16 +344,14 @@ static int ctl_request(struct ctl_client *c, const char *line, size_t len)
 	json_decref(req);
 	if (!text)
 		return ctl_reply_error(c, "out of memory");
-	if (++ctl.next_id == 0)
-		ctl.next_id = 1;
-	err = proc_sup_send(ctl.sup, ctl_routes[i].plane, MSG_CTL_REQUEST, ctl.next_id, text,
-			    strlen(text));
+	id = ctl_new_id();
+	err = proc_sup_send(ctl.sup, plane, MSG_CTL_REQUEST, id, text, strlen(text));
 	free(text);
 	if (err)
-		return ctl_reply_error(c, "the %s plane is not running (%s)",
-				       msg_proc_name(ctl_routes[i].plane), strerror(-err));
-	c->pending_id = ctl.next_id;
-	c->pending_plane = ctl_routes[i].plane;
+		return ctl_reply_error(c, "the %s plane is not running (%s)", msg_proc_name(plane),
+				       strerror(-err));
+	c->pending_id = id;
+	c->pending_plane = plane;
 	c->deadline_ms = now_ms() + CTL_TIMEOUT_MS;
 	return 0;
 }
@@ -335,7 +462,12 @@ static void ctl_on_msg(void *arg, enum hf_proc from, struct msg *m)
 	int rc;
 
 	switch (m->type) {
+	case MSG_CTL_RELAY_REQUEST:
+		relay_request(from, m);
+		return;
 	case MSG_CTL_REPLY:
+		if (relay_reply(from, m))
+			return;
 		for (c = ctl.clients; c; c = c->next)
 			if (c->pending_id == m->id && c->pending_plane == from)
 				break;
@@ -367,6 +499,22 @@ static void ctl_on_msg(void *arg, enum hf_proc from, struct msg *m)
 static void ctl_on_child_down(void *arg, enum hf_proc who)
 {
 	struct ctl_client *c, *next;
+	struct relay **pr, *r;
+	char why[96];
+
+	for (pr = &ctl.relays; (r = *pr);) {
+		if (r->to != who && r->from != who) {
+			pr = &r->next;
+			continue;
+		}
+		*pr = r->next;
+		if (r->to == who) {
+			snprintf(why, sizeof(why), "the %s plane stopped before answering",
+				 msg_proc_name(who));
+			relay_reply_error(r->from, r->from_id, why);
+		}
+		free(r);
+	}
 
 	for (c = ctl.clients; c; c = next) {
 		next = c->next;
@@ -379,7 +527,21 @@ static void ctl_on_child_down(void *arg, enum hf_proc who)
 static void ctl_on_tick(void *arg)
 {
 	struct ctl_client *c, *next;
+	struct relay **pr, *r;
 	uint64_t now = now_ms();
+	char why[96];
+
+	for (pr = &ctl.relays; (r = *pr);) {
+		if (now < r->deadline_ms) {
+			pr = &r->next;
+			continue;
+		}
+		*pr = r->next;
+		snprintf(why, sizeof(why), "the %s plane did not answer within %d ms",
+			 msg_proc_name(r->to), CTL_TIMEOUT_MS);
+		relay_reply_error(r->from, r->from_id, why);
+		free(r);
+	}
 
 	for (c = ctl.clients; c; c = next) {
 		next = c->next;
@@ -468,6 +630,8 @@ int main(int argc, char **argv)
 		.on_child_down = ctl_on_child_down,
 		.on_tick = ctl_on_tick,
 	};
+	struct proc_desc run[sizeof(planes) / sizeof(planes[0])];
+	size_t i, nrun = 0;
 	const char *conffile = NULL;
 	int check_only = 0, debug = 0, verbose = 0, c, err, rc = 1;
 	struct hf_config *cfg = NULL;
@@ -523,7 +687,10 @@ int main(int argc, char **argv)
 		log_warnx("%s: %s", __func__, why);
 		goto out_free;
 	}
-	err = proc_sup_create(cfg, planes, sizeof(planes) / sizeof(planes[0]), &hooks, &ctl.sup);
+	for (i = 0; i < sizeof(planes) / sizeof(planes[0]); i++)
+		if (planes[i].id != PROC_COORD || cfg->cluster.enabled)
+			run[nrun++] = planes[i];
+	err = proc_sup_create(cfg, run, nrun, &hooks, &ctl.sup);
 	if (err) {
 		log_warnx("%s: supervisor: %s", __func__, strerror(-err));
 		goto out_free;
@@ -550,6 +717,12 @@ int main(int argc, char **argv)
 		rc = 0;
 	while (ctl.clients)
 		ctl_client_close(ctl.clients);
+	while (ctl.relays) {
+		struct relay *r = ctl.relays;
+
+		ctl.relays = r->next;
+		free(r);
+	}
 out_listen:
 	close(ctl.listen_fd);
 	unlink(cfg->control_socket);

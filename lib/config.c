@@ -930,7 +930,8 @@ static int parse_cluster_hosts(struct parse *p, const config_setting_t *g)
 		ch->line = config_setting_source_line(h);
 		for (j = 0; j < (size_t)i; j++)
 			if (!strcmp(cl->hosts[j].name, ch->name))
-				return bad(p, h, "cluster host '%s' is listed twice (first at line %d)",
+				return bad(p, h,
+					   "cluster host '%s' is listed twice (first at line %d)",
 					   ch->name, cl->hosts[j].line);
 		cl->nhosts++;
 	}
@@ -939,9 +940,9 @@ static int parse_cluster_hosts(struct parse *p, const config_setting_t *g)
 
 static int parse_cluster(struct parse *p, const config_setting_t *root)
 {
-	static const char *const keys[] = {"name",	   "address",	     "agent_port",
-					   "join_port",	   "heartbeat_ms",   "miss_threshold",
-					   "wait_for_all", "hosts",	     NULL};
+	static const char *const keys[] = {"name",	   "address",	   "agent_port",
+					   "join_port",	   "heartbeat_ms", "miss_threshold",
+					   "wait_for_all", "hosts",	   NULL};
 	struct hf_cluster *cl = &p->cfg->cluster;
 	const config_setting_t *g, *s;
 	struct in6_addr a6;
@@ -1003,8 +1004,8 @@ static int parse_cluster(struct parse *p, const config_setting_t *root)
 		return err;
 
 	v = 1000;
-	err = get_int(p, g, "cluster", "heartbeat_ms", 0, HF_CLUSTER_HB_MIN_MS, HF_CLUSTER_HB_MAX_MS,
-		      &v);
+	err = get_int(p, g, "cluster", "heartbeat_ms", 0, HF_CLUSTER_HB_MIN_MS,
+		      HF_CLUSTER_HB_MAX_MS, &v);
 	if (err < 0)
 		return err;
 	cl->heartbeat_ms = v;
@@ -1027,10 +1028,9 @@ static int parse_cluster(struct parse *p, const config_setting_t *root)
 
 static int parse_root(struct parse *p, const config_setting_t *root)
 {
-	static const char *const keys[] = {"data_dir",	"control_socket", "workers",
-					   "log_level", "portals",	  "backstores",
-					   "discovery", "targets",	  "cluster",
-					   NULL};
+	static const char *const keys[] = {
+		"data_dir",   "control_socket", "workers", "log_level", "portals",
+		"backstores", "discovery",	"targets", "cluster",	NULL};
 	static const char *const disc_keys[] = {"chap", NULL};
 	struct hf_config *cfg = p->cfg;
 	const config_setting_t *d;
