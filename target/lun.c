@@ -44,7 +44,27 @@ struct scsi_lun {
 	struct lun_itn *itns;
 	size_t nitns, itn_cap;
 	size_t holder; /* index in itns of the SCSI-2 reservation holder, valid if reserved */
+
+	/* Shared-volume access policy (NULL: none); replaced whole, read with one load. */
+	struct lun_access *_Atomic access;
+	uint64_t access_epoch; /* under lock: the newest epoch applied */
 };
+
+/* An immutable policy: names are NUL-separated in one block. */
+struct lun_access {
+	uint64_t epoch;
+	size_t nowners, nmembers;
+	const char **owners;
+	const char **members;
+	char names[];
+};
+
+static void lun_retire_now(void *old)
+{
+	free(old);
+}
+
+void (*scsi_lun_retire)(void *old) = lun_retire_now;
 
 /* Derive the identity: SHA-256 over a domain label, the box id and the name. The serial is
  * the first 16 bytes in hex; the NAA name takes the next 100 bits (spc4r37 7.8.6.6.5: NAA 6,
@@ -130,6 +150,7 @@ void scsi_lun_destroy(struct scsi_lun *lun)
 {
 	if (!lun)
 		return;
+	free(atomic_load(&lun->access));
 	pthread_mutex_destroy(&lun->lock);
 	free(lun->itns);
 	free(lun);
@@ -386,4 +407,97 @@ const char *scsi_lun_serial(const struct scsi_lun *lun)
 const uint8_t *scsi_lun_naa(const struct scsi_lun *lun)
 {
 	return lun->naa;
+}
+
+static struct lun_access *lun_access_new(const char *const *owners, size_t nowners,
+					 const char *const *members, size_t nmembers,
+					 uint64_t epoch)
+{
+	size_t bytes = 0, n = nowners + nmembers;
+	struct lun_access *a;
+	char *p;
+
+	for (size_t i = 0; i < nowners; i++)
+		bytes += strlen(owners[i]) + 1;
+	for (size_t i = 0; i < nmembers; i++)
+		bytes += strlen(members[i]) + 1;
+	a = calloc(1, sizeof(*a) + bytes + n * sizeof(char *) + sizeof(char *));
+	if (!a)
+		return NULL;
+	a->epoch = epoch;
+	a->nowners = nowners;
+	a->nmembers = nmembers;
+	/* Layout: the names, then the two pointer arrays (aligned). */
+	p = a->names;
+	a->owners = (const char **)((uintptr_t)(a->names + bytes + sizeof(char *) - 1) &
+				    ~(uintptr_t)(sizeof(char *) - 1));
+	a->members = a->owners + nowners;
+	for (size_t i = 0; i < nowners; i++) {
+		a->owners[i] = p;
+		p = stpcpy(p, owners[i]) + 1;
+	}
+	for (size_t i = 0; i < nmembers; i++) {
+		a->members[i] = p;
+		p = stpcpy(p, members[i]) + 1;
+	}
+	return a;
+}
+
+int scsi_lun_set_access(struct scsi_lun *lun, const char *const *owners, size_t nowners,
+			const char *const *members, size_t nmembers, uint64_t epoch)
+{
+	struct lun_access *a, *old;
+
+	pthread_mutex_lock(&lun->lock);
+	if (epoch < lun->access_epoch) {
+		pthread_mutex_unlock(&lun->lock);
+		log_warnx("%s: %s: epoch %llu is older than the applied %llu", __func__, lun->name,
+			  (unsigned long long)epoch, (unsigned long long)lun->access_epoch);
+		return -ESTALE;
+	}
+	a = lun_access_new(owners, nowners, members, nmembers, epoch);
+	if (!a) {
+		pthread_mutex_unlock(&lun->lock);
+		return -ENOMEM;
+	}
+	lun->access_epoch = epoch;
+	old = atomic_exchange(&lun->access, a);
+	pthread_mutex_unlock(&lun->lock);
+	if (old)
+		scsi_lun_retire(old);
+	log_info("%s: %s: access epoch %llu: %zu owner initiators, %zu members", __func__,
+		 lun->name, (unsigned long long)epoch, nowners, nmembers);
+	return 0;
+}
+
+void scsi_lun_clear_access(struct scsi_lun *lun)
+{
+	struct lun_access *old;
+
+	pthread_mutex_lock(&lun->lock);
+	old = atomic_exchange(&lun->access, NULL);
+	pthread_mutex_unlock(&lun->lock);
+	if (old)
+		scsi_lun_retire(old);
+}
+
+static bool lun_names_has(const char *const *names, size_t n, const char *initiator)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(names[i], initiator) == 0)
+			return true;
+	return false;
+}
+
+enum scsi_lun_access scsi_lun_access_of(const struct scsi_lun *lun, const char *initiator)
+{
+	const struct lun_access *a = atomic_load(&((struct scsi_lun *)lun)->access);
+
+	if (!a)
+		return SCSI_LUN_ACCESS_WRITE;
+	if (lun_names_has(a->owners, a->nowners, initiator))
+		return SCSI_LUN_ACCESS_WRITE;
+	if (lun_names_has(a->members, a->nmembers, initiator))
+		return SCSI_LUN_ACCESS_READ;
+	return SCSI_LUN_ACCESS_NONE;
 }

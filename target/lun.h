@@ -54,7 +54,8 @@ void scsi_lun_nexus_login(struct scsi_lun *lun, const struct scsi_nexus *nx);
 void scsi_lun_nexus_logout(struct scsi_lun *lun, const struct scsi_nexus *nx);
 
 /* LOGICAL UNIT RESET (sam5r21 6.3.3): releases the SCSI-2 reservation and queues BUS DEVICE
- * RESET FUNCTION OCCURRED (29/03) for every nexus except `by` (NULL: every nexus). Aborting the LUN's tasks is the transport's part. */
+ * RESET FUNCTION OCCURRED (29/03) for every nexus except `by` (NULL: every nexus). Aborting the
+ * LUN's tasks is the transport's part. */
 void scsi_lun_reset(struct scsi_lun *lun, const struct scsi_nexus *by);
 /* The backstore was resized: re-read its size and queue CAPACITY DATA HAS CHANGED (2A/09)
  * for every nexus. */
@@ -74,6 +75,27 @@ bool scsi_lun_wce(const struct scsi_lun *lun);
 const char *scsi_lun_name(const struct scsi_lun *lun);
 const char *scsi_lun_serial(const struct scsi_lun *lun); /* 32 hex digits */
 const uint8_t *scsi_lun_naa(const struct scsi_lun *lun); /* 16 bytes, NAA 6 */
+
+/* Shared-volume access (the coordinator's catalog): who may see and who may write a LUN.
+ * Without a policy every initiator the target admits may do both. With one, only `members`
+ * (the cluster's hosts' initiators) see the LUN and only `owners` (the owning host's
+ * initiators) may change it; the others of the cluster read. A policy carries the catalog's
+ * epoch and an older one than the current is refused (-ESTALE), so a late message can never
+ * undo an ownership change. The per-command check is one atomic load; a replaced policy is
+ * freed through scsi_lun_retire once no command can still be reading it. */
+enum scsi_lun_access {
+	SCSI_LUN_ACCESS_NONE = 0, /* invisible: as if not mapped */
+	SCSI_LUN_ACCESS_READ = 1,
+	SCSI_LUN_ACCESS_WRITE = 2,
+};
+
+int scsi_lun_set_access(struct scsi_lun *lun, const char *const *owners, size_t nowners,
+			const char *const *members, size_t nmembers, uint64_t epoch);
+void scsi_lun_clear_access(struct scsi_lun *lun);
+enum scsi_lun_access scsi_lun_access_of(const struct scsi_lun *lun, const char *initiator);
+/* Frees a replaced policy; the target sets it to a grace-period free across its workers.
+ * The default frees at once (single-threaded users such as unit tests). */
+extern void (*scsi_lun_retire)(void *old);
 
 /* For the command sets (scsi_exec.c, scsi_spc.c). */
 

@@ -181,6 +181,11 @@ void scsi_task_exec(struct scsi_task *t)
 		sa = cdb_service_action(t);
 	d = scsi_cmd_lookup(opcode, sa);
 
+	/* A shared volume is invisible to initiators outside its cluster (lun.h): for them
+	 * it is not mapped. */
+	if (t->lun && t->nexus &&
+	    scsi_lun_access_of(t->lun, t->nexus->initiator_name) == SCSI_LUN_ACCESS_NONE)
+		t->lun = NULL;
 	/* spc4r37 4.5.1 / sam5r21 5.9: a LUN that is not mapped answers only the commands that
 	 * describe the LUN inventory (INQUIRY with qualifier 011b, REPORT LUNS, REQUEST SENSE);
 	 * everything else, unknown opcodes included, is LOGICAL UNIT NOT SUPPORTED. */
@@ -211,10 +216,13 @@ void scsi_task_exec(struct scsi_task *t)
 			scsi_task_check(t, &ua);
 			return;
 		}
-		/* A fenced host may not change the medium (target/fence.h); it gets what
-		 * SCSI fencing answers, so cluster software reads it the same way. */
+		/* A fenced host may not change the medium (target/fence.h), nor may a host
+		 * that does not own this shared volume (lun.h); both get what SCSI fencing
+		 * answers, so cluster software reads it the same way. */
 		if ((d->flags & SCSI_CMD_F_MEDIUM_WRITE) &&
-		    __atomic_load_n(&t->nexus->fenced, __ATOMIC_ACQUIRE)) {
+		    (__atomic_load_n(&t->nexus->fenced, __ATOMIC_ACQUIRE) ||
+		     scsi_lun_access_of(t->lun, t->nexus->initiator_name) !=
+			     SCSI_LUN_ACCESS_WRITE)) {
 			scsi_task_status(t, SCSI_STATUS_RESERVATION_CONFLICT);
 			return;
 		}

@@ -319,6 +319,11 @@ static void spc_report_luns(struct scsi_task *t)
 	if (!b)
 		return;
 	for (size_t i = 0; i < nluns; i++) {
+		/* A shared volume outside the initiator's cluster is not listed (lun.h). */
+		if (t->nexus && t->target->luns[i].dev &&
+		    scsi_lun_access_of(t->target->luns[i].dev, t->nexus->initiator_name) ==
+			    SCSI_LUN_ACCESS_NONE)
+			continue;
 		if (encode_lun(t->target->luns[i].lun, b + n)) {
 			log_warnx("%s: LUN %llu cannot be encoded; not reported", __func__,
 				  (unsigned long long)t->target->luns[i].lun);

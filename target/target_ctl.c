@@ -466,6 +466,69 @@ static json_t *ctl_unfence(json_t *req)
 	return json_pack("{s:s, s:I}", "unfenced", host, "epoch", epoch);
 }
 
+/* Find a LUN of a target by IQN and LUN number. */
+static struct scsi_lun *ctl_find_lun(const char *iqn, json_int_t id)
+{
+	for (size_t i = 0; i < tgt_global.ntargets; i++) {
+		const struct tgt_target *tt = &tgt_global.targets[i];
+
+		if (strcmp(tt->cfg->iqn, iqn) != 0)
+			continue;
+		for (size_t l = 0; l < tt->info.nluns; l++)
+			if ((json_int_t)tt->luns[l].lun == id)
+				return tt->luns[l].dev;
+	}
+	return NULL;
+}
+
+/* {"cmd":"lun_access","target":IQN,"lun":N,"epoch":E,"owners":[IQN...],"members":[IQN...]}
+ * sets a shared volume's access (lun.h); "owners" may be empty (nobody writes). With
+ * "clear":true the policy is removed. The change is in force for every later command once
+ * this answers. */
+static json_t *ctl_lun_access(json_t *req)
+{
+	const char *owners[64], *members[64], *iqn = NULL;
+	json_t *jo = NULL, *jm = NULL, *v;
+	json_int_t id = -1, epoch = -1;
+	int clear = 0, rc;
+	size_t no = 0, nm = 0, i;
+	struct scsi_lun *lun;
+
+	if (json_unpack(req, "{s:s, s:I, s?:I, s?:o, s?:o, s?:b}", "target", &iqn, "lun", &id,
+			"epoch", &epoch, "owners", &jo, "members", &jm, "clear", &clear) < 0)
+		return json_pack("{s:s}", "error", "lun_access needs target and lun");
+	lun = ctl_find_lun(iqn, id);
+	if (!lun)
+		return json_pack("{s:s}", "error", "no such target or LUN");
+	if (clear) {
+		scsi_lun_clear_access(lun);
+		return json_pack("{s:s, s:I, s:b}", "target", iqn, "lun", id, "cleared", 1);
+	}
+	if (epoch < 0 || !json_is_array(jo) || !json_is_array(jm) || json_array_size(jo) > 64 ||
+	    json_array_size(jm) > 64)
+		return json_pack("{s:s}", "error",
+				 "lun_access needs epoch, owners and members (at most 64 each)");
+	json_array_foreach(jo, i, v)
+	{
+		if (!json_is_string(v))
+			return json_pack("{s:s}", "error", "owners must be initiator names");
+		owners[no++] = json_string_value(v);
+	}
+	json_array_foreach(jm, i, v)
+	{
+		if (!json_is_string(v))
+			return json_pack("{s:s}", "error", "members must be initiator names");
+		members[nm++] = json_string_value(v);
+	}
+	rc = scsi_lun_set_access(lun, owners, no, members, nm, (uint64_t)epoch);
+	if (rc == -ESTALE)
+		return json_pack("{s:s}", "error",
+				 "stale epoch: a newer access policy is in force");
+	if (rc < 0)
+		return json_pack("{s:s}", "error", strerror(-rc));
+	return json_pack("{s:s, s:I, s:I}", "target", iqn, "lun", id, "epoch", epoch);
+}
+
 static json_t *ctl_fences(void)
 {
 	char *text = tgt_fence_list_json();
@@ -499,6 +562,8 @@ int target_ctl(const char *request, char **reply)
 		out = ctl_unfence(req);
 	} else if (strcmp(cmd, "fences") == 0) {
 		out = ctl_fences();
+	} else if (strcmp(cmd, "lun_access") == 0) {
+		out = ctl_lun_access(req);
 	} else {
 		out = json_pack("{s:s}", "error", "unknown command");
 	}

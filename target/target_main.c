@@ -201,6 +201,8 @@ int target_main(const struct hf_config *cfg, int parent_fd)
 			return PROC_EXIT_FATAL;
 		}
 	}
+	/* A replaced shared-volume access policy is freed once no worker can read it. */
+	scsi_lun_retire = tgt_retire;
 	ev.events = EPOLLIN;
 	ev.data.ptr = &tag_parent;
 	epoll_ctl(epfd, EPOLL_CTL_ADD, parent_fd, &ev);

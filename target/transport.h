@@ -107,6 +107,7 @@ int worker_start(struct worker **out, int id);
 void worker_stop(struct worker *w);
 void worker_post(struct worker *w, struct worker_msg *m);
 struct worker *worker_pick(void);
+void tgt_retire(void *p);
 
 /* Epoll registration of a connection on its worker. */
 int worker_watch(struct worker *w, struct conn *c, uint32_t events);

@@ -225,6 +225,44 @@ err_free:
 	return rc;
 }
 
+/* Free what commands may still be reading once every worker has passed a quiescent point:
+ * a worker reads shared policy only inside its loop's handlers, so after it has run a message
+ * queued behind the swap it no longer holds the old pointer. */
+struct retire {
+	void *p;
+	int left;
+};
+
+static void retire_step(void *arg)
+{
+	struct retire *r = arg;
+
+	if (__atomic_sub_fetch(&r->left, 1, __ATOMIC_ACQ_REL) == 0) {
+		free(r->p);
+		free(r);
+	}
+}
+
+void tgt_retire(void *p)
+{
+	struct retire *r = malloc(sizeof(*r));
+
+	if (!r)
+		fatal("%s", __func__);
+	r->p = p;
+	r->left = tgt_global.nworkers;
+	for (int i = 0; i < tgt_global.nworkers; i++) {
+		struct worker_msg *m = calloc(1, sizeof(*m));
+
+		if (!m)
+			fatal("%s", __func__);
+		m->type = WORKER_MSG_CALL;
+		m->fn = retire_step;
+		m->arg = r;
+		worker_post(tgt_global.workers[i], m);
+	}
+}
+
 static void worker_set_stop(void *arg)
 {
 	struct worker *w = arg;
