@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -38,10 +39,17 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: holdfastctl [-s SOCKET | -c CONFIG] [--json] targets|luns|sessions\n"
 		"       holdfastctl [-s SOCKET | -c CONFIG] [--json] pr show|clear TARGET LUN\n"
+		"       holdfastctl [-s SOCKET | -c CONFIG] [--json] cluster token create [--ttl "
+		"SECONDS]\n"
+		"       holdfastctl [-s SOCKET | -c CONFIG] [--json] cluster status\n"
+		"       holdfastctl [-s SOCKET | -c CONFIG] [--json] cluster host remove NAME\n"
 		"  pr show    a LUN's persistent reservations: registrants, holder, type, "
 		"generation\n"
 		"  pr clear   drop every registration and the reservation of a LUN (logged by the\n"
 		"             daemon; the registrants see RESERVATIONS PREEMPTED)\n"
+		"  cluster token create  a one-time join token and the agent's command line\n"
+		"  cluster status        quorum, hosts (leases, epochs, iSCSI sessions), events\n"
+		"  cluster host remove   fence a host at the target and refuse its certificate\n"
 		"  -s SOCKET  the daemon's control socket (default: %s)\n"
 		"  -c CONFIG  read the control socket's path from this configuration\n"
 		"  --json     print the daemon's JSON answer instead of a table\n"
@@ -349,6 +357,146 @@ static void print_pr_clear(json_t *reply)
 	       int_of(reply, "generation", gen, sizeof(gen)));
 }
 
+/* A number, rounded to `decimals` places, with an optional unit. */
+static const char *num_of(json_t *o, const char *key, int decimals, const char *unit, char *buf,
+			  size_t len)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (!json_is_number(v))
+		return "-";
+	snprintf(buf, len, "%.*f%s", decimals, json_number_value(v), unit);
+	return buf;
+}
+
+static void print_token(json_t *reply)
+{
+	char exp[32] = "-";
+	json_t *e = json_object_get(reply, "expires");
+
+	if (json_is_integer(e)) {
+		time_t t = (time_t)json_integer_value(e);
+		struct tm tm;
+
+		if (localtime_r(&t, &tm))
+			strftime(exp, sizeof(exp), "%Y-%m-%d %H:%M:%S %z", &tm);
+	}
+	printf("token:      %s\n", str_of(reply, "token"));
+	printf("id:         %s\n", str_of(reply, "id"));
+	printf("expires:    %s\n", exp);
+	printf("CA sha256:  %s\n", str_of(reply, "ca_sha256"));
+	printf("\nOn the host (one use; replace HOST, IQN and DIR):\n  %s\n",
+	       str_of(reply, "command"));
+}
+
+static void print_cluster_status(json_t *reply)
+{
+	json_t *q = json_object_get(reply, "quorum"), *h, *x;
+	char a[32], b[32], c[32], d[32];
+	size_t i, j, k;
+
+	printf("cluster %s: agents on %s port %s, joins on port %s\n", str_of(reply, "cluster"),
+	       str_of(reply, "address"), int_of(reply, "agent_port", a, sizeof(a)),
+	       int_of(reply, "join_port", b, sizeof(b)));
+	printf("heartbeat %s ms, %s misses: lease %s ms\n",
+	       int_of(reply, "heartbeat_ms", a, sizeof(a)),
+	       int_of(reply, "miss_threshold", b, sizeof(b)),
+	       num_of(reply, "lease_timeout_ms", 0, "", c, sizeof(c)));
+	printf("quorum: %s, %s of %s votes present, %s needed; wait_for_all %s%s\n",
+	       json_is_true(json_object_get(q, "quorate")) ? "QUORATE" : "NOT QUORATE",
+	       int_of(q, "votes_present", a, sizeof(a)), int_of(q, "votes_total", b, sizeof(b)),
+	       int_of(q, "votes_needed", c, sizeof(c)), bool_of(q, "wait_for_all"),
+	       json_is_true(json_object_get(q, "wait_for_all")) &&
+			       !json_is_true(json_object_get(q, "wait_for_all_met"))
+		       ? " (not met: some host has never joined)"
+		       : "");
+	if (json_is_string(json_object_get(reply, "sessions_error")))
+		printf("iSCSI sessions unknown: %s\n", str_of(reply, "sessions_error"));
+
+	printf("\n%-16s %4s %-24s %6s %10s %10s %-40s %s\n", "HOST", "ID", "STATE", "EPOCH",
+	       "LEASE_AGE", "LAST_HB", "INITIATORS", "SESSIONS (PORTAL <- PEER)");
+	json_array_foreach(json_object_get(reply, "hosts"), i, h)
+	{
+		char inits[512] = "", sess[1024] = "";
+		size_t off = 0;
+
+		json_array_foreach(json_object_get(h, "iqns"), j, x)
+		{
+			int n = snprintf(inits + off, sizeof(inits) - off, "%s%s", j ? "," : "",
+					 json_string_value(x));
+
+			if (n < 0 || (size_t)n >= sizeof(inits) - off)
+				break;
+			off += n;
+		}
+		off = 0;
+		json_array_foreach(json_object_get(h, "sessions"), j, x)
+		{
+			json_t *cn;
+
+			json_array_foreach(json_object_get(x, "connections"), k, cn)
+			{
+				int n = snprintf(sess + off, sizeof(sess) - off, "%s%s <- %s",
+						 off ? ", " : "", str_of(cn, "portal"),
+						 str_of(cn, "peer"));
+
+				if (n < 0 || (size_t)n >= sizeof(sess) - off)
+					break;
+				off += n;
+			}
+		}
+		printf("%-16s %4s %-24s %6s %10s %10s %-40s %s\n", str_of(h, "name"),
+		       int_of(h, "id", a, sizeof(a)), str_of(h, "state"),
+		       int_of(h, "epoch", b, sizeof(b)),
+		       num_of(h, "lease_age_ms", 0, "ms", c, sizeof(c)),
+		       num_of(h, "last_heartbeat_ms_ago", 0, "ms", d, sizeof(d)),
+		       inits[0] ? inits : "-", sess[0] ? sess : "-");
+	}
+
+	printf("\nquorum history (oldest first):\n");
+	json_array_foreach(json_object_get(q, "history"), i, x)
+		printf("  %10s ms ago  %-11s %-14s %-16s %s/%s votes\n",
+		       num_of(x, "ms_ago", 0, "", a, sizeof(a)),
+		       json_is_true(json_object_get(x, "quorate")) ? "quorate" : "not quorate",
+		       str_of(x, "reason"), str_of(x, "host"), int_of(x, "present", b, sizeof(b)),
+		       int_of(x, "total", c, sizeof(c)));
+
+	printf("\nevents (oldest first):\n");
+	json_array_foreach(json_object_get(reply, "events"), i, x)
+	{
+		json_t *t = json_object_get(x, "time_ms");
+		char when[40] = "-";
+
+		if (json_is_integer(t)) {
+			time_t s = (time_t)(json_integer_value(t) / 1000);
+			struct tm tm;
+
+			if (localtime_r(&s, &tm))
+				strftime(when, sizeof(when), "%H:%M:%S", &tm);
+			snprintf(when + strlen(when), sizeof(when) - strlen(when), ".%03d",
+				 (int)(json_integer_value(t) % 1000));
+		}
+		printf("  %s %-14s %-16s %s\n", when, str_of(x, "kind"), str_of(x, "host"),
+		       str_of(x, "text"));
+	}
+}
+
+static void print_host_remove(json_t *reply)
+{
+	json_t *t = json_object_get(reply, "target");
+	char e[32], w[32];
+
+	printf("removed host %s (epoch %s); its certificate is refused from now on\n",
+	       str_of(reply, "removed"), int_of(reply, "epoch", e, sizeof(e)));
+	if (json_is_object(t) && json_object_get(t, "error"))
+		printf("the target did not confirm the fence: %s (coord retries)\n",
+		       str_of(t, "error"));
+	else if (json_is_object(t))
+		printf("fenced at the target: %s session(s), writes refused after %s ms\n",
+		       int_of(t, "sessions", e, sizeof(e)),
+		       num_of(t, "writes_refused_ms", 3, "", w, sizeof(w)));
+}
+
 /* The user on whose behalf the request is made, for the daemon's log: sudo's caller when
  * there is one, else the login of the real uid. The daemon logs it as a claim next to the
  * credentials the kernel vouches for. */
@@ -361,6 +509,37 @@ static const char *requester(void)
 		return sudo;
 	pw = getpwuid(getuid());
 	return pw ? pw->pw_name : NULL;
+}
+
+static long long opt_ttl = -1; /* --ttl, for cluster token create */
+
+static json_t *build_cluster_request(int argc, char **argv, const char **cmd)
+{
+	json_t *r;
+
+	if (argc == 3 && !strcmp(argv[1], "token") && !strcmp(argv[2], "create")) {
+		*cmd = "cluster_token_create";
+		r = json_pack("{s:s}", "cmd", *cmd);
+		if (r && opt_ttl >= 0)
+			json_object_set_new(r, "ttl", json_integer(opt_ttl));
+		return r;
+	}
+	if (opt_ttl >= 0) {
+		fprintf(stderr, "holdfastctl: --ttl belongs to cluster token create\n");
+		return NULL;
+	}
+	if (argc == 2 && !strcmp(argv[1], "status")) {
+		*cmd = "cluster_status";
+		return json_pack("{s:s}", "cmd", *cmd);
+	}
+	if (argc == 4 && !strcmp(argv[1], "host") && !strcmp(argv[2], "remove")) {
+		*cmd = "cluster_host_remove";
+		return json_pack("{s:s, s:s, s:s?}", "cmd", *cmd, "host", argv[3], "by",
+				 requester());
+	}
+	fprintf(stderr, "holdfastctl: cluster takes token create [--ttl SECONDS] | status | host "
+			"remove NAME\n");
+	return NULL;
 }
 
 /* Build the request for the command line at argv[0..argc). Returns NULL on a usage error
@@ -382,6 +561,8 @@ static json_t *build_request(int argc, char **argv, const char **cmd)
 		*cmd = commands[i];
 		return json_pack("{s:s}", "cmd", *cmd);
 	}
+	if (!strcmp(argv[0], "cluster"))
+		return build_cluster_request(argc, argv, cmd);
 	if (strcmp(argv[0], "pr") != 0) {
 		fprintf(stderr, "holdfastctl: unknown command '%s'\n", argv[0]);
 		return NULL;
@@ -410,11 +591,9 @@ static json_t *build_request(int argc, char **argv, const char **cmd)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"socket", required_argument, NULL, 's'},
-		{"config", required_argument, NULL, 'c'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+		{"json", no_argument, NULL, 'j'},	  {"socket", required_argument, NULL, 's'},
+		{"config", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'},
+		{"ttl", required_argument, NULL, 't'},	  {0},
 	};
 	const char *sock = DEFAULT_SOCKET, *conffile = NULL, *cmd, *why = NULL;
 	struct hf_config *cfg = NULL;
@@ -433,6 +612,18 @@ int main(int argc, char **argv)
 		case 'j':
 			json = 1;
 			break;
+		case 't': {
+			char *end;
+
+			errno = 0;
+			opt_ttl = strtoll(optarg, &end, 10);
+			if (optarg[0] < '0' || optarg[0] > '9' || *end || errno || opt_ttl < 1 ||
+			    opt_ttl > 30 * 24 * 3600) {
+				fprintf(stderr, "holdfastctl: --ttl takes 1..2592000 seconds\n");
+				return EXIT_USAGE;
+			}
+			break;
+		}
 		case 'h':
 			usage(stdout);
 			return EXIT_OK;
@@ -491,6 +682,12 @@ int main(int argc, char **argv)
 		print_pr_show(reply);
 	} else if (!strcmp(cmd, "pr_clear")) {
 		print_pr_clear(reply);
+	} else if (!strcmp(cmd, "cluster_token_create")) {
+		print_token(reply);
+	} else if (!strcmp(cmd, "cluster_status")) {
+		print_cluster_status(reply);
+	} else if (!strcmp(cmd, "cluster_host_remove")) {
+		print_host_remove(reply);
 	} else {
 		print_sessions(reply);
 	}
