@@ -650,6 +650,13 @@ static void on_rejoin_ack(struct run *r, const struct agent_rejoin_ack *a, int64
 		link_down(r, now, "bad REJOIN_ACK");
 		return;
 	}
+	/* The box grants a rejoin only to a host it has fenced: say so, when no FENCED notice
+	 * reached us (the agent fenced itself first, or the notice was lost with the link). */
+	if (r->told_fenced_epoch != r->st.epoch) {
+		log_warnx("fenced by the box (epoch %" PRIu64 "): confirmed by its REJOIN_ACK",
+			  r->st.epoch);
+		r->told_fenced_epoch = r->st.epoch;
+	}
 	/* Persist before acting on it: an agent that restarts must claim the new epoch. */
 	next.epoch = a->epoch;
 	err = agent_state_save(r->dir, &next);
