@@ -48,6 +48,7 @@ static const struct {
 	{"fence", PROC_TARGET},
 	{"unfence", PROC_TARGET},
 	{"fences", PROC_TARGET},
+	{"lun_access", PROC_TARGET},
 	{"cluster_token_create", PROC_COORD},
 	{"cluster_status", PROC_COORD},
 	{"cluster_host_remove", PROC_COORD},
