@@ -237,3 +237,33 @@ hf_session_rss_kib() {
 	[ -n "$pids" ] || { echo 0; return; }
 	ps -o rss= -p "$(echo $pids | tr ' ' ,)" | awk '{ s += $1 } END { print s + 0 }'
 }
+
+# hf_ctl SOCKET JSON: one request on holdfastd's control socket; prints the one-line reply.
+hf_ctl() {
+	python3 - "$1" "$2" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall((sys.argv[2] + "\n").encode())
+buf = b""
+while not buf.endswith(b"\n"):
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    buf += chunk
+print(buf.decode().strip())
+PY
+}
+
+# hf_check NAME COMMAND...: run a check, log PASS or FAIL; a failure sets HF_FAILED=1.
+HF_FAILED=0
+hf_check() {
+	local name=$1
+	shift
+	if "$@"; then
+		hf_log "PASS $name"
+	else
+		hf_log "FAIL $name"
+		HF_FAILED=1
+	fi
+}

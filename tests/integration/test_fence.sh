@@ -21,34 +21,8 @@ hf_wait_port "$PORT" "$SID" "$LOG"
 URL=iscsi://127.0.0.1:$PORT/$IQN/0
 SOCK=$HF_WORK/data/holdfastd.sock
 
-# One JSON request on the control socket; prints the reply.
-ctl() {
-	python3 - "$SOCK" "$1" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.connect(sys.argv[1])
-s.sendall((sys.argv[2] + "\n").encode())
-buf = b""
-while not buf.endswith(b"\n"):
-    chunk = s.recv(65536)
-    if not chunk:
-        break
-    buf += chunk
-print(buf.decode().strip())
-PY
-}
+ctl() { hf_ctl "$SOCK" "$1"; }
 
-fail=0
-check() { # check NAME CONDITION...
-	local name=$1
-	shift
-	if "$@"; then
-		hf_log "PASS $name"
-	else
-		hf_log "FAIL $name"
-		fail=1
-	fi
-}
 
 # The victim writes at queue depth 32 while the fence lands.
 "$LOADGEN" "$URL" --rw randwrite --bs 4096 --qd 32 --seconds 4 >"$HF_WORK/victim.out" 2>&1 &
@@ -56,31 +30,31 @@ VPID=$!
 sleep 1.5
 REPLY=$(ctl "{\"cmd\":\"fence\",\"host\":\"h1\",\"epoch\":1,\"initiators\":[\"$VICTIM\"]}")
 hf_log "fence: $REPLY"
-check "fence reached the victim's session" grep -q '"sessions":1' <<<"$REPLY"
+hf_check "fence reached the victim's session" grep -q '"sessions":1' <<<"$REPLY"
 REFUSED_MS=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["writes_refused_ms"])' "$REPLY")
 DRAINED_MS=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["tasks_drained_ms"])' "$REPLY")
 hf_log "declaration to writes refused: $REFUSED_MS ms; to in-flight tasks gone: $DRAINED_MS ms"
-check "writes refused within 50 ms" python3 -c "import sys; sys.exit(0 if $REFUSED_MS < 50 else 1)"
+hf_check "writes refused within 50 ms" python3 -c "import sys; sys.exit(0 if $REFUSED_MS < 50 else 1)"
 
-check "a fenced host cannot log in" bash -c "! iscsi-inq -i $VICTIM $URL >/dev/null 2>&1"
-check "another initiator still logs in and reads" iscsi-inq -i "$OTHER" "$URL"
+hf_check "a fenced host cannot log in" bash -c "! iscsi-inq -i $VICTIM $URL >/dev/null 2>&1"
+hf_check "another initiator still logs in and reads" iscsi-inq -i "$OTHER" "$URL"
 "$LOADGEN" "$URL" --initiator "$OTHER" --rw randwrite --bs 4096 --qd 4 --seconds 1 \
 	>"$HF_WORK/other.out" 2>&1 || true
 hf_log "bystander: $(tail -1 "$HF_WORK/other.out")"
-check "another initiator writes on while the host is fenced" grep -q ' 0 errors' "$HF_WORK/other.out"
+hf_check "another initiator writes on while the host is fenced" grep -q ' 0 errors' "$HF_WORK/other.out"
 wait "$VPID" || true
 hf_log "victim: $(tail -1 "$HF_WORK/victim.out")"
-check "the victim's writes were refused with RESERVATION CONFLICT" \
+hf_check "the victim's writes were refused with RESERVATION CONFLICT" \
 	grep -q 'RESERVATION CONFLICT' "$HF_WORK/victim.out"
 
-check "a stale epoch cannot lift the fence" \
+hf_check "a stale epoch cannot lift the fence" \
 	grep -q 'stale epoch' <<<"$(ctl '{"cmd":"unfence","host":"h1","epoch":1}')"
-check "still fenced after the stale attempt" bash -c "! iscsi-inq -i $VICTIM $URL >/dev/null 2>&1"
-check "a newer epoch lifts it" grep -q '"unfenced"' <<<"$(ctl '{"cmd":"unfence","host":"h1","epoch":2}')"
+hf_check "still fenced after the stale attempt" bash -c "! iscsi-inq -i $VICTIM $URL >/dev/null 2>&1"
+hf_check "a newer epoch lifts it" grep -q '"unfenced"' <<<"$(ctl '{"cmd":"unfence","host":"h1","epoch":2}')"
 "$LOADGEN" "$URL" --rw randwrite --bs 4096 --qd 8 --seconds 1 >"$HF_WORK/after.out" 2>&1
 hf_log "victim after rejoin: $(tail -1 "$HF_WORK/after.out")"
-check "the rejoined host writes again" grep -q ' 0 errors' "$HF_WORK/after.out"
-check "the fence is in the log" grep -q 'host h1 fenced' "$LOG"
+hf_check "the rejoined host writes again" grep -q ' 0 errors' "$HF_WORK/after.out"
+hf_check "the fence is in the log" grep -q 'host h1 fenced' "$LOG"
 
-[ "$fail" = 0 ] || hf_die "fencing: failures above; logs in $HF_WORK"
+[ "$HF_FAILED" = 0 ] || hf_die "fencing: failures above; logs in $HF_WORK"
 hf_log "fencing: all checks passed"

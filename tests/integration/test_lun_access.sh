@@ -23,28 +23,8 @@ hf_wait_port "$PORT" "$SID" "$LOG"
 URL=iscsi://127.0.0.1:$PORT/$IQN/0
 SOCK=$HF_WORK/data/holdfastd.sock
 
-ctl() {
-	python3 - "$SOCK" "$1" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.connect(sys.argv[1])
-s.sendall((sys.argv[2] + "\n").encode())
-buf = b""
-while not buf.endswith(b"\n"):
-    chunk = s.recv(65536)
-    if not chunk:
-        break
-    buf += chunk
-print(buf.decode().strip())
-PY
-}
+ctl() { hf_ctl "$SOCK" "$1"; }
 
-fail=0
-check() {
-	local name=$1
-	shift
-	if "$@"; then hf_log "PASS $name"; else hf_log "FAIL $name"; fail=1; fi
-}
 # load NAME IQN RW: a one-second load from that initiator; its summary line goes to NAME.out
 load() {
 	"$LOADGEN" "$URL" --initiator "$2" --rw "$3" --bs 4096 --qd 4 --seconds 1 \
@@ -58,26 +38,26 @@ access() { # access OWNER EPOCH
 	ctl "{\"cmd\":\"lun_access\",\"target\":\"$IQN\",\"lun\":0,\"epoch\":$2,\"owners\":[\"$1\"],\"members\":[\"$A\",\"$B\"]}"
 }
 
-check "policy with A as owner (epoch 1)" grep -q '"epoch":1' <<<"$(access "$A" 1)"
+hf_check "policy with A as owner (epoch 1)" grep -q '"epoch":1' <<<"$(access "$A" 1)"
 load a-write "$A" randwrite
-check "the owner writes" clean a-write
+hf_check "the owner writes" clean a-write
 load b-read "$B" randread
-check "another cluster host reads" clean b-read
+hf_check "another cluster host reads" clean b-read
 load b-write "$B" randwrite
-check "another cluster host's writes get RESERVATION CONFLICT" conflict b-write
-check "a host outside the cluster sees no LUN" \
+hf_check "another cluster host's writes get RESERVATION CONFLICT" conflict b-write
+hf_check "a host outside the cluster sees no LUN" \
 	bash -c "! iscsi-ls -s -i $C iscsi://127.0.0.1:$PORT 2>/dev/null | grep -q 'Lun:0'"
-check "a cluster host sees the LUN" \
+hf_check "a cluster host sees the LUN" \
 	bash -c "iscsi-ls -s -i $B iscsi://127.0.0.1:$PORT 2>/dev/null | grep -q 'Lun:0'"
 
-check "transfer to B (epoch 2)" grep -q '"epoch":2' <<<"$(access "$B" 2)"
+hf_check "transfer to B (epoch 2)" grep -q '"epoch":2' <<<"$(access "$B" 2)"
 load b-write2 "$B" randwrite
-check "the new owner writes" clean b-write2
+hf_check "the new owner writes" clean b-write2
 load a-write2 "$A" randwrite
-check "the old owner's writes are refused" conflict a-write2
-check "a stale epoch is refused" grep -q 'stale epoch' <<<"$(access "$A" 1)"
+hf_check "the old owner's writes are refused" conflict a-write2
+hf_check "a stale epoch is refused" grep -q 'stale epoch' <<<"$(access "$A" 1)"
 load b-write3 "$B" randwrite
-check "after the stale attempt B still owns it" clean b-write3
+hf_check "after the stale attempt B still owns it" clean b-write3
 
-[ "$fail" = 0 ] || hf_die "shared-volume access: failures above; logs in $HF_WORK"
+[ "$HF_FAILED" = 0 ] || hf_die "shared-volume access: failures above; logs in $HF_WORK"
 hf_log "shared-volume access: all checks passed"
