@@ -9,6 +9,7 @@
  *   login ok t_ms=T                      the session is up
  *   login failed t_ms=T error=...        (exit 3)
  *   first_error t_ms=T status=0xSS name=NAME last_good_ms=T
+ *   good_again t_ms=T                    the first write that succeeded after an error
  *   result good=N conflict=N check=N other=N unanswered=N first_error_ms=T last_good_ms=T
  * Exit status: 0 when every write succeeded, 1 when one failed, 2 on a usage error, 3 when
  * the login was refused, 4 when the connection failed. */
@@ -35,7 +36,7 @@ struct w {
 	uint64_t rng;
 	int outstanding, stopping, stop_on_error;
 	uint64_t good, conflict, check, other;
-	int64_t first_error_ms, last_good_ms;
+	int64_t first_error_ms, last_good_ms, good_again_ms;
 	unsigned char buf[BS];
 };
 
@@ -80,6 +81,10 @@ static void done(struct iscsi_context *iscsi, int status, void *data, void *priv
 	if (status == SCSI_STATUS_GOOD) {
 		w->good++;
 		w->last_good_ms = now;
+		if (w->first_error_ms && !w->good_again_ms) {
+			w->good_again_ms = now;
+			printf("good_again t_ms=%" PRId64 "\n", now);
+		}
 	} else {
 		if (status == SCSI_STATUS_RESERVATION_CONFLICT)
 			w->conflict++;
@@ -202,9 +207,10 @@ int main(int argc, char **argv)
 		}
 	}
 	printf("result good=%" PRIu64 " conflict=%" PRIu64 " check=%" PRIu64 " other=%" PRIu64
-	       " unanswered=%d first_error_ms=%" PRId64 " last_good_ms=%" PRId64 "\n",
+	       " unanswered=%d first_error_ms=%" PRId64 " good_again_ms=%" PRId64
+	       " last_good_ms=%" PRId64 "\n",
 	       w.good, w.conflict, w.check, w.other, w.outstanding, w.first_error_ms,
-	       w.last_good_ms);
+	       w.good_again_ms, w.last_good_ms);
 	if (rc)
 		return rc;
 	if (w.outstanding)
