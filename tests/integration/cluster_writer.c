@@ -24,9 +24,9 @@
 #include <iscsi/iscsi.h>
 #include <iscsi/scsi-lowlevel.h>
 
-#define BS	  4096
-#define QD_MAX	  64
-#define DRAIN_MS  3000 /* how long outstanding writes may take after the deadline */
+#define BS	 4096
+#define QD_MAX	 64
+#define DRAIN_MS 3000 /* how long outstanding writes may take after the deadline */
 
 struct w {
 	struct iscsi_context *iscsi;
@@ -64,8 +64,8 @@ static int submit(struct w *w)
 	uint32_t per = BS / w->block_size;
 	uint64_t lba = (next_rand(w) % (w->span_blocks / per)) * per;
 
-	if (!iscsi_write10_task(w->iscsi, w->lun, (uint32_t)lba, w->buf, BS, w->block_size, 0, 0,
-				0, 0, 0, done, w))
+	if (!iscsi_write10_task(w->iscsi, w->lun, (uint32_t)lba, w->buf, BS, w->block_size, 0, 0, 0,
+				0, 0, done, w))
 		return -EIO;
 	w->outstanding++;
 	return 0;
@@ -94,12 +94,12 @@ static void done(struct iscsi_context *iscsi, int status, void *data, void *priv
 			w->other++;
 		if (!w->first_error_ms) {
 			w->first_error_ms = now;
-			printf("first_error t_ms=%" PRId64 " status=%#x name=%s last_good_ms=%" PRId64
-			       "\n",
+			printf("first_error t_ms=%" PRId64
+			       " status=%#x name=%s last_good_ms=%" PRId64 "\n",
 			       now, status,
 			       status == SCSI_STATUS_RESERVATION_CONFLICT ? "RESERVATION_CONFLICT"
-			       : status == SCSI_STATUS_CHECK_CONDITION	   ? "CHECK_CONDITION"
-									   : "OTHER",
+			       : status == SCSI_STATUS_CHECK_CONDITION	  ? "CHECK_CONDITION"
+									  : "OTHER",
 			       w->last_good_ms);
 			fflush(stdout);
 		}
@@ -184,7 +184,8 @@ int main(int argc, char **argv)
 			return 4;
 		}
 	while (w.outstanding > 0) {
-		struct pollfd pfd = {.fd = iscsi_get_fd(w.iscsi), .events = iscsi_which_events(w.iscsi)};
+		struct pollfd pfd = {.fd = iscsi_get_fd(w.iscsi),
+				     .events = iscsi_which_events(w.iscsi)};
 		int64_t now = wall_ms();
 
 		if (!w.stopping && now >= deadline)
