@@ -90,7 +90,7 @@ static int child_load(struct catalog *cat, struct mdisk *d)
 		int k = catalog_vdisk_hosts(cat, v[i].id, hosts, N_HOSTS + 1);
 
 		d[i].used = true;
-		snprintf(d[i].id, sizeof(d[i].id), "%s", v[i].id);
+		memcpy(d[i].id, v[i].id, CATALOG_ID_LEN + 1);
 		snprintf(d[i].name, sizeof(d[i].name), "%s", v[i].name);
 		d[i].size = v[i].size;
 		d[i].owner = v[i].owner;
@@ -131,7 +131,7 @@ static void child_batch_transfers(struct catalog *cat, struct mdisk *d, int fd, 
 		which[n] = i;
 		r[n].op = CATALOG_OP_TRANSFER;
 		r[n].quorate = true;
-		snprintf(r[n].vdisk_id, sizeof(r[n].vdisk_id), "%s", d[i].id);
+		memcpy(r[n].vdisk_id, d[i].id, CATALOG_ID_LEN + 1);
 		r[n].expected_epoch = d[i].epoch;
 		r[n].old_owner = d[i].owner;
 		r[n].new_owner = rand_r(seed) % (N_HOSTS + 1);
@@ -172,7 +172,7 @@ static void child_step(struct catalog *cat, struct mdisk *d, int fd, unsigned *s
 		say(fd, "P C %s\n", sp.name);
 		if (catalog_vdisk_create(cat, &sp, true, &v, err, sizeof(err)) == 0) {
 			d[s] = (struct mdisk){.used = true, .size = v.size, .epoch = v.epoch};
-			snprintf(d[s].id, sizeof(d[s].id), "%s", v.id);
+			memcpy(d[s].id, v.id, CATALOG_ID_LEN + 1);
 			snprintf(d[s].name, sizeof(d[s].name), "%s", v.name);
 			say(fd, "A C %s %s\n", v.id, v.name);
 		} else {
@@ -246,7 +246,7 @@ static void child_step(struct catalog *cat, struct mdisk *d, int fd, unsigned *s
 		if (catalog_vdisk_clone(cat, d[i].id, d[i].epoch, name, "", true, NULL, NULL, &v,
 					NULL, err, sizeof(err)) == 0) {
 			d[s] = (struct mdisk){.used = true, .size = v.size, .epoch = v.epoch};
-			snprintf(d[s].id, sizeof(d[s].id), "%s", v.id);
+			memcpy(d[s].id, v.id, CATALOG_ID_LEN + 1);
 			snprintf(d[s].name, sizeof(d[s].name), "%s", v.name);
 			say(fd, "A K %s %s\n", v.id, v.name);
 		} else {
@@ -301,7 +301,7 @@ static struct mdisk *add(struct model *m)
 		}
 	}
 	fail_msg("model full");
-	return NULL;
+	abort(); /* not reached: fail_msg() leaves the test */
 }
 
 /* The oldest pending request: results come back in the order requests went out. */
@@ -457,7 +457,7 @@ static void check(struct model *m, struct catalog_reconcile *rec_out)
 			if (!p)
 				fail_msg("disk %s (%s) was never acknowledged", v[i].id, v[i].name);
 			d = add(m);
-			snprintf(d->id, sizeof(d->id), "%s", v[i].id);
+			memcpy(d->id, v[i].id, CATALOG_ID_LEN + 1);
 			snprintf(d->name, sizeof(d->name), "%s", v[i].name);
 			d->size = v[i].size;
 			d->epoch = 1;
