@@ -5,17 +5,24 @@
  *
  *   cluster_writer URL --initiator IQN [--qd N] [--seconds S] [--stop-on-error]
  *
+ * SIGTERM or SIGINT ends the run early as the deadline would: no new writes, the outstanding
+ * ones are waited for, the result is printed.
+ *
  * Output, one line each, "key=value" words after a tag:
  *   login ok t_ms=T                      the session is up
  *   login failed t_ms=T error=...        (exit 3)
- *   first_error t_ms=T status=0xSS name=NAME last_good_ms=T
+ *   first_error t_ms=T status=0xSS name=NAME last_good_ms=T last_good_sent_ms=T
+ *                                        (when the last good write before it completed, and
+ *                                        when that write was sent)
  *   good_again t_ms=T                    the first write that succeeded after an error
+ *   unanswered submitted_ms=T            a write with no answer when the writer gave up
  *   result good=N conflict=N check=N other=N unanswered=N first_error_ms=T last_good_ms=T
  * Exit status: 0 when every write succeeded, 1 when one failed, 2 on a usage error, 3 when
  * the login was refused, 4 when the connection failed. */
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +35,11 @@
 #define QD_MAX	 64
 #define DRAIN_MS 3000 /* how long outstanding writes may take after the deadline */
 
+struct slot {
+	struct w *w;
+	int64_t submit_ms; /* 0: not outstanding */
+};
+
 struct w {
 	struct iscsi_context *iscsi;
 	int lun;
@@ -37,8 +49,18 @@ struct w {
 	int outstanding, stopping, stop_on_error;
 	uint64_t good, conflict, check, other;
 	int64_t first_error_ms, last_good_ms, good_again_ms;
+	int64_t last_good_submit_ms; /* when the write that last succeeded was sent */
 	unsigned char buf[BS];
+	struct slot slots[QD_MAX];
 };
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+	stop_requested = 1;
+	(void)sig;
+}
 
 static int64_t wall_ms(void)
 {
@@ -59,28 +81,34 @@ static uint64_t next_rand(struct w *w)
 
 static void done(struct iscsi_context *iscsi, int status, void *data, void *priv);
 
-static int submit(struct w *w)
+static int submit(struct slot *sl)
 {
+	struct w *w = sl->w;
 	uint32_t per = BS / w->block_size;
 	uint64_t lba = (next_rand(w) % (w->span_blocks / per)) * per;
 
 	if (!iscsi_write10_task(w->iscsi, w->lun, (uint32_t)lba, w->buf, BS, w->block_size, 0, 0, 0,
-				0, 0, done, w))
+				0, 0, done, sl))
 		return -EIO;
+	sl->submit_ms = wall_ms();
 	w->outstanding++;
 	return 0;
 }
 
 static void done(struct iscsi_context *iscsi, int status, void *data, void *priv)
 {
-	struct w *w = priv;
+	struct slot *sl = priv;
+	struct w *w = sl->w;
 	struct scsi_task *task = data;
-	int64_t now = wall_ms();
+	int64_t now = wall_ms(), sent = sl->submit_ms;
 
+	sl->submit_ms = 0;
 	w->outstanding--;
 	if (status == SCSI_STATUS_GOOD) {
 		w->good++;
 		w->last_good_ms = now;
+		if (!w->first_error_ms)
+			w->last_good_submit_ms = sent;
 		if (w->first_error_ms && !w->good_again_ms) {
 			w->good_again_ms = now;
 			printf("good_again t_ms=%" PRId64 "\n", now);
@@ -95,12 +123,13 @@ static void done(struct iscsi_context *iscsi, int status, void *data, void *priv
 		if (!w->first_error_ms) {
 			w->first_error_ms = now;
 			printf("first_error t_ms=%" PRId64
-			       " status=%#x name=%s last_good_ms=%" PRId64 "\n",
+			       " status=%#x name=%s last_good_ms=%" PRId64
+			       " last_good_sent_ms=%" PRId64 "\n",
 			       now, status,
 			       status == SCSI_STATUS_RESERVATION_CONFLICT ? "RESERVATION_CONFLICT"
 			       : status == SCSI_STATUS_CHECK_CONDITION	  ? "CHECK_CONDITION"
 									  : "OTHER",
-			       w->last_good_ms);
+			       w->last_good_ms, w->last_good_submit_ms);
 			fflush(stdout);
 		}
 		if (w->stop_on_error || (status != SCSI_STATUS_RESERVATION_CONFLICT &&
@@ -109,7 +138,7 @@ static void done(struct iscsi_context *iscsi, int status, void *data, void *priv
 	}
 	if (task)
 		scsi_free_scsi_task(task);
-	if (!w->stopping && submit(w))
+	if (!w->stopping && submit(sl))
 		w->stopping = 1;
 	(void)iscsi;
 }
@@ -145,6 +174,13 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	{
+		struct sigaction sa = {.sa_handler = on_signal};
+
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGINT, &sa, NULL);
+	}
 	w.rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)wall_ms();
 	memset(w.buf, 0xa5, sizeof(w.buf));
 	w.iscsi = iscsi_create_context(ini);
@@ -178,17 +214,19 @@ int main(int argc, char **argv)
 	}
 
 	deadline = wall_ms() + (int64_t)(seconds * 1000);
-	for (i = 0; i < qd; i++)
-		if (submit(&w)) {
+	for (i = 0; i < qd; i++) {
+		w.slots[i].w = &w;
+		if (submit(&w.slots[i])) {
 			fprintf(stderr, "cluster_writer: %s\n", iscsi_get_error(w.iscsi));
 			return 4;
 		}
+	}
 	while (w.outstanding > 0) {
 		struct pollfd pfd = {.fd = iscsi_get_fd(w.iscsi),
 				     .events = iscsi_which_events(w.iscsi)};
 		int64_t now = wall_ms();
 
-		if (!w.stopping && now >= deadline)
+		if (!w.stopping && (now >= deadline || stop_requested))
 			w.stopping = 1;
 		if (w.stopping && !drain_until)
 			drain_until = now + DRAIN_MS;
@@ -212,6 +250,9 @@ int main(int argc, char **argv)
 	       " last_good_ms=%" PRId64 "\n",
 	       w.good, w.conflict, w.check, w.other, w.outstanding, w.first_error_ms,
 	       w.good_again_ms, w.last_good_ms);
+	for (i = 0; i < qd; i++)
+		if (w.slots[i].submit_ms)
+			printf("unanswered submitted_ms=%" PRId64 "\n", w.slots[i].submit_ms);
 	if (rc)
 		return rc;
 	if (w.outstanding)
