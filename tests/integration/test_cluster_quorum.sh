@@ -119,9 +119,11 @@ cl_check "B: the quorum history ends not quorate" cl_true "not s['quorum']['hist
 hf_log "B: quorum history: $(cl_q "[(x['quorate'], x['reason'], x['host'], x['present']) for x in s['quorum']['history']]")"
 hf_log "B: events: $(cl_q "[(e['kind'], e['host']) for e in s['events']]")"
 
-# No ownership change without quorum. The coordinator has no ownership operation yet (its
-# control commands are cluster_token_create, cluster_status and cluster_host_remove; the
-# shared-volume catalog is not in coord). Ask for one and require a refusal either way.
+# No ownership change without quorum. The coordinator has no ownership operation on its
+# control socket yet (cluster_token_create, cluster_status, cluster_host_remove): the
+# shared-volume catalog (csv-coord/catalog.c) refuses a change without quorum (-EPERM) but no
+# command reaches it. Ask for one and require a refusal either way; when a transfer command
+# lands, this is where it must be refused for want of quorum.
 SOCK=$HF_WORK/data-three/holdfastd.sock
 for cmd in cluster_owner_set cluster_volume_move cluster_move; do
 	r=$(hf_ctl "$SOCK" "{\"cmd\":\"$cmd\",\"volume\":\"v1\",\"owner\":\"h1\"}" 2>&1 || true)
