@@ -542,9 +542,10 @@ static void join_finish(struct conn *c, uint32_t req, struct join_ctx *j, uint64
 	if (!was_member)
 		quorum_add_host(&co.q, h->id, h->votes, now);
 	h->leased = false;
-	host_grant_lease(h, now);
+	/* The join is logged before the quorum change it causes. */
 	event(COORD_EV_JOINED, h->name, "host id %u, epoch %llu, %u initiator(s), first %s", h->id,
 	      (unsigned long long)h->epoch, h->n_iqn, h->iqn[0]);
+	host_grant_lease(h, now);
 
 	memset(&m, 0, sizeof(m));
 	m.type = AGENT_MSG_JOIN_RESPONSE;
