@@ -26,6 +26,7 @@
 
 #include "csv-coord/agent_proto.h"
 #include "csv-coord/ca.h"
+#include "csv-coord/coord_catalog.h"
 #include "csv-coord/coord_event.h"
 #include "csv-coord/coord_hosts.h"
 #include "csv-coord/join_token.h"
@@ -72,6 +73,7 @@ enum pend_kind {
 	PEND_UNFENCE_REJOIN,  /* then REJOIN_ACK */
 	PEND_UNFENCE_JOIN,    /* a removed host enrols again: then JOIN_RESPONSE */
 	PEND_STATUS_SESSIONS, /* then the cluster_status reply */
+	PEND_CATALOG,	      /* a catalog operation's request: its callback */
 };
 
 struct join_ctx {
@@ -94,6 +96,8 @@ struct pending {
 	uint32_t ctl_id; /* a control request to answer, 0: none */
 	int64_t sent_ns;
 	struct join_ctx *join;
+	coord_catalog_reply_fn cb; /* PEND_CATALOG */
+	void *cb_ctx;
 };
 
 static struct {
@@ -245,6 +249,18 @@ static struct pending *relay(json_t *req, enum pend_kind kind, uint32_t host_id,
 	p->next = co.pend;
 	co.pend = p;
 	return p;
+}
+
+/* The catalog part's requests to the target (csv-coord/coord_catalog.h). */
+static int catalog_relay(json_t *req, coord_catalog_reply_fn cb, void *ctx)
+{
+	struct pending *p = relay(req, PEND_CATALOG, 0, 0);
+
+	if (!p)
+		return -EIO;
+	p->cb = cb;
+	p->cb_ctx = ctx;
+	return 0;
 }
 
 static void pending_free(struct pending *p)
@@ -1419,6 +1435,8 @@ static void on_ctl_request(struct msg *m)
 		ctl_status(m->id);
 	else if (!strcmp(cmd, "cluster_host_remove"))
 		ctl_host_remove(m->id, req);
+	else if (coord_catalog_handles(cmd))
+		coord_catalog_request(m->id, cmd, req);
 	else
 		ctl_error(m->id, "unknown command");
 	json_decref(req);
@@ -1451,6 +1469,9 @@ static void on_relay_reply(struct msg *m)
 		break;
 	case PEND_UNFENCE_JOIN:
 		on_unfence_join_reply(p, r);
+		break;
+	case PEND_CATALOG:
+		p->cb(p->cb_ctx, r);
 		break;
 	case PEND_STATUS_SESSIONS: {
 		json_t *s = json_object_get(r, "sessions"), *e = json_object_get(r, "error");
@@ -1522,6 +1543,7 @@ static void tick(void)
 		    now >= h->fence_retry_ns)
 			send_fence(h, 0);
 	}
+	coord_catalog_tick(now);
 	for (c = co.conns; c; c = next) {
 		next = c->next;
 		if (c->deadline_ns && now > c->deadline_ns) {
@@ -1673,6 +1695,7 @@ static void cleanup(void)
 		co.pend = p->next;
 		pending_free(p);
 	}
+	coord_catalog_close();
 	tls_config_free(co.tls_agent);
 	tls_config_free(co.tls_join);
 	join_store_close(co.tokens);
@@ -1739,6 +1762,15 @@ int coord_main(const struct hf_config *cfg, int parent_fd)
 		rc = PROC_EXIT_FATAL;
 		goto out;
 	}
+	{
+		/* The catalog is opened (and reconciled) before any request; a catalog that
+		 * cannot be opened leaves the pool and vdisk commands answering an error. */
+		struct coord_catalog_env env = {
+			.cfg = cfg, .hosts = &co.hosts, .q = &co.q, .relay = catalog_relay,
+			.reply = ctl_reply};
+
+		coord_catalog_open(&env);
+	}
 	co.join_fd = listen_on(cl->address, cl->join_port);
 	co.agent_fd = co.join_fd < 0 ? -1 : listen_on(cl->address, cl->agent_port);
 	if (co.join_fd < 0 || co.agent_fd < 0) {
@@ -1782,6 +1814,7 @@ int coord_main(const struct hf_config *cfg, int parent_fd)
 			 ms(lease_agent_fence_after_ns(&co.lc)), co.hosts.n);
 	}
 
+	coord_catalog_start_exports();
 	for (;;) {
 		bool again = false;
 		struct conn *c;
@@ -1817,6 +1850,8 @@ int coord_main(const struct hf_config *cfg, int parent_fd)
 		for (c = co.conns; c; c = c->next)
 			if (c->again && !c->dead)
 				conn_drive(c);
+		/* The catalog requests of this iteration share one commit. */
+		coord_catalog_flush();
 		/* Decrypted bytes the fd will not announce. */
 		for (c = co.conns; c; c = c->next)
 			if (!c->dead && c->handshaken && !c->closing && tls_conn_pending(c->tls))

@@ -55,6 +55,17 @@ static const struct {
 	{"cluster_token_create", PROC_COORD},
 	{"cluster_status", PROC_COORD},
 	{"cluster_host_remove", PROC_COORD},
+	{"pool_add", PROC_COORD},
+	{"pool_list", PROC_COORD},
+	{"pool_remove", PROC_COORD},
+	{"vdisk_list", PROC_COORD},
+	{"vdisk_create", PROC_COORD},
+	{"vdisk_extend", PROC_COORD},
+	{"vdisk_delete", PROC_COORD},
+	{"vdisk_attach", PROC_COORD},
+	{"vdisk_detach", PROC_COORD},
+	{"vdisk_transfer", PROC_COORD},
+	{"vdisk_clone", PROC_COORD},
 };
 
 /* A plane's request to another plane, relayed: the parent sends it under its own id and

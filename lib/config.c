@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -942,7 +943,8 @@ static int parse_cluster(struct parse *p, const config_setting_t *root)
 {
 	static const char *const keys[] = {"name",	   "address",	   "agent_port",
 					   "join_port",	   "heartbeat_ms", "miss_threshold",
-					   "wait_for_all", "hosts",	   NULL};
+					   "wait_for_all", "hosts",	   "target",
+					   NULL};
 	struct hf_cluster *cl = &p->cfg->cluster;
 	const config_setting_t *g, *s;
 	struct in6_addr a6;
@@ -1023,7 +1025,40 @@ static int parse_cluster(struct parse *p, const config_setting_t *root)
 			return bad(p, s, "cluster: 'wait_for_all' must be true or false");
 		cl->wait_for_all = config_setting_get_bool(s);
 	}
+	err = get_str(p, g, "cluster", "target", 0, cl->target, sizeof(cl->target));
+	if (err < 0)
+		return err;
+	s = config_setting_get_member(g, "target");
+	cl->target_line = s ? config_setting_source_line(s) : cl->line;
 	return parse_cluster_hosts(p, g);
+}
+
+/* cluster.target names the target that exports the virtual disks. Without it the only
+ * configured target is taken; with several targets and none named, virtual disks cannot be
+ * created (coord says so) but the cluster still runs. */
+static int check_cluster_target(struct parse *p, const config_setting_t *root)
+{
+	struct hf_cluster *cl = &p->cfg->cluster;
+	const config_setting_t *g, *s;
+	size_t i;
+
+	if (!cl->enabled)
+		return 0;
+	if (!cl->target[0]) {
+		if (p->cfg->ntargets == 1)
+			snprintf(cl->target, sizeof(cl->target), "%s", p->cfg->targets[0].iqn);
+		return 0;
+	}
+	for (i = 0; i < p->cfg->ntargets; i++)
+		if (!strcasecmp(p->cfg->targets[i].iqn, cl->target)) {
+			/* The target's own spelling, so that byte-wise comparisons hold. */
+			snprintf(cl->target, sizeof(cl->target), "%s", p->cfg->targets[i].iqn);
+			return 0;
+		}
+	g = config_setting_get_member(root, "cluster");
+	s = g ? config_setting_get_member(g, "target") : NULL;
+	return bad(p, s ? s : root, "cluster: target '%s' is not a configured target",
+		   cl->target);
 }
 
 static int parse_root(struct parse *p, const config_setting_t *root)
@@ -1072,7 +1107,10 @@ static int parse_root(struct parse *p, const config_setting_t *root)
 		if (err)
 			return err;
 	}
-	return parse_targets(p, root);
+	err = parse_targets(p, root);
+	if (!err)
+		err = check_cluster_target(p, root);
+	return err;
 }
 
 void hf_config_free(struct hf_config *cfg)

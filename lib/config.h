@@ -84,6 +84,10 @@ struct hf_cluster {
 	struct hf_cluster_host *hosts; /* none: any host may join, with one vote */
 	size_t nhosts;
 	int line;
+	/* The configured target whose LUNs the virtual disks become; "" when there is none to
+	 * choose (several targets and no cluster.target). Defaults to the only target. */
+	char target[HF_IQN_MAX];
+	int target_line;
 };
 
 struct hf_config {

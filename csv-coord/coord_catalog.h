@@ -1,0 +1,52 @@
+/* The shared-volume catalog inside the coord plane: the pool_* and vdisk_* control commands,
+ * each checked for quorum and epoch by the catalog (csv-coord/catalog.h), group-committed per
+ * loop iteration, and carried to the target (lun_add, lun_resize, lun_remove, lun_access
+ * through the parent's relay) before they are acknowledged. At start every ready disk is
+ * exported again with its access policy. docs/coordinator.md, "Shared volumes". */
+#ifndef HOLDFAST_CSV_COORD_COORD_CATALOG_H
+#define HOLDFAST_CSV_COORD_COORD_CATALOG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "csv-coord/coord_hosts.h"
+#include "csv-coord/quorum.h"
+#include "lib/config.h"
+
+/* The answer to a relayed request (a JSON object, borrowed for the call). */
+typedef void (*coord_catalog_reply_fn)(void *ctx, json_t *reply);
+
+/* What the coord loop lends the catalog part. */
+struct coord_catalog_env {
+	const struct hf_config *cfg;
+	struct coord_hosts *hosts;
+	const struct quorum *q;
+	/* Send req (taken) to the target through the parent; cb gets the answer exactly once,
+	 * later. Returns 0, or a negative errno when nothing was sent (cb is then never called). */
+	int (*relay)(json_t *req, coord_catalog_reply_fn cb, void *ctx);
+	/* Answer control request ctl_id with o (taken). */
+	void (*reply)(uint32_t ctl_id, json_t *o);
+};
+
+/* Open (and reconcile) the catalog in the data folder. A failure is logged and leaves the
+ * catalog commands answering an error; coord keeps running, because fencing matters more. */
+int coord_catalog_open(const struct coord_catalog_env *env);
+void coord_catalog_close(void);
+
+/* Export every ready disk at the target (lun_add) and apply its access policy (epoch = the
+ * disk's epoch). What fails is retried from coord_catalog_tick(). */
+void coord_catalog_start_exports(void);
+
+/* Is cmd one of ours (pool_*, vdisk_*)? */
+bool coord_catalog_handles(const char *cmd);
+/* Take a control request; it is answered later through env->reply. */
+void coord_catalog_request(uint32_t ctl_id, const char *cmd, json_t *req);
+/* Commit what the requests of this loop iteration queued, in one catalog_commit(). */
+void coord_catalog_flush(void);
+/* Periodic: retries of exports and access policies the target has not taken yet, and a new
+ * access policy for every disk when the cluster's member initiators changed. */
+void coord_catalog_tick(int64_t now_ns);
+
+#endif
