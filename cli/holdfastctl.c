@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pwd.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,12 @@ static void usage(FILE *f)
 		"SECONDS]\n"
 		"       holdfastctl [-s SOCKET | -c CONFIG] [--json] cluster status\n"
 		"       holdfastctl [-s SOCKET | -c CONFIG] [--json] cluster host remove NAME\n"
+		"       holdfastctl [-s SOCKET | -c CONFIG] [--json] pool add NAME PATH [--alert "
+		"PCT] | pool list | pool remove NAME\n"
+		"       holdfastctl [-s SOCKET | -c CONFIG] [--json] vdisk create POOL NAME SIZE | "
+		"vdisk list [POOL] | vdisk clone ID NAME\n"
+		"       holdfastctl [-s SOCKET | -c CONFIG] [--json] vdisk extend ID SIZE | delete "
+		"ID | attach ID HOST | detach ID HOST | transfer ID FROM TO --epoch E\n"
 		"  pr show    a LUN's persistent reservations: registrants, holder, type, "
 		"generation\n"
 		"  pr clear   drop every registration and the reservation of a LUN (logged by the\n"
@@ -511,7 +518,249 @@ static const char *requester(void)
 	return pw ? pw->pw_name : NULL;
 }
 
-static long long opt_ttl = -1; /* --ttl, for cluster token create */
+static long long opt_ttl = -1;	 /* --ttl, for cluster token create */
+static long long opt_epoch = -1; /* --epoch, for the vdisk commands that change a disk */
+static long long opt_alert = -1; /* --alert, for pool add */
+
+/* A size: bytes, or a number with K, M, G, T or P (powers of 1024, an optional "iB" or "B"). */
+static int parse_size(const char *t, unsigned long long *out)
+{
+	unsigned long long v, mul = 1;
+	char *end;
+
+	errno = 0;
+	v = strtoull(t, &end, 10);
+	if (t[0] < '0' || t[0] > '9' || errno)
+		return -1;
+	switch (*end) {
+	case 'P':
+	case 'p':
+		mul <<= 10; /* fall through */
+	case 'T':
+	case 't':
+		mul <<= 10; /* fall through */
+	case 'G':
+	case 'g':
+		mul <<= 10; /* fall through */
+	case 'M':
+	case 'm':
+		mul <<= 10; /* fall through */
+	case 'K':
+	case 'k':
+		mul <<= 10;
+		end++;
+		if (*end == 'i')
+			end++;
+		if (*end == 'B')
+			end++;
+		break;
+	case 'B':
+		end++;
+		break;
+	case '\0':
+		break;
+	default:
+		return -1;
+	}
+	if (*end || v > INT64_MAX / mul)
+		return -1;
+	*out = v * mul;
+	return 0;
+}
+
+static json_t *build_pool_request(int argc, char **argv, const char **cmd)
+{
+	if (opt_alert >= 0 && !(argc == 4 && !strcmp(argv[1], "add"))) {
+		fprintf(stderr, "holdfastctl: --alert belongs to pool add\n");
+		return NULL;
+	}
+	if (argc == 4 && !strcmp(argv[1], "add")) {
+		static char abs[PATH_MAX];
+
+		/* The daemon has another working folder: a relative path is made absolute
+		 * here. */
+		if (argv[3][0] != '/' && realpath(argv[3], abs))
+			argv[3] = abs;
+		*cmd = "pool_add";
+		return json_pack("{s:s, s:s, s:s, s:I}", "cmd", *cmd, "name", argv[2], "path",
+				 argv[3], "alert", (json_int_t)(opt_alert < 0 ? 0 : opt_alert));
+	}
+	if (argc == 2 && !strcmp(argv[1], "list")) {
+		*cmd = "pool_list";
+		return json_pack("{s:s}", "cmd", *cmd);
+	}
+	if (argc == 3 && !strcmp(argv[1], "remove")) {
+		*cmd = "pool_remove";
+		return json_pack("{s:s, s:s}", "cmd", *cmd, "name", argv[2]);
+	}
+	fprintf(stderr,
+		"holdfastctl: pool takes add NAME PATH [--alert PCT] | list | remove NAME\n");
+	return NULL;
+}
+
+static json_t *build_vdisk_request(int argc, char **argv, const char **cmd)
+{
+	const char *sub = argc > 1 ? argv[1] : "";
+	bool epoch_needed = !strcmp(sub, "extend") || !strcmp(sub, "delete") ||
+			    !strcmp(sub, "attach") || !strcmp(sub, "detach") ||
+			    !strcmp(sub, "transfer");
+	unsigned long long size;
+	json_t *r = NULL;
+
+	if (epoch_needed && opt_epoch < 0) {
+		fprintf(stderr,
+			"holdfastctl: vdisk %s needs --epoch E (the disk's epoch as you "
+			"know it)\n",
+			sub);
+		return NULL;
+	}
+	if (!epoch_needed && opt_epoch >= 0 && strcmp(sub, "clone")) {
+		fprintf(stderr, "holdfastctl: --epoch does not belong to vdisk %s\n", sub);
+		return NULL;
+	}
+	if (argc == 5 && !strcmp(sub, "create")) {
+		if (parse_size(argv[4], &size) || size == 0) {
+			fprintf(stderr, "holdfastctl: '%s' is not a size\n", argv[4]);
+			return NULL;
+		}
+		*cmd = "vdisk_create";
+		r = json_pack("{s:s, s:s, s:s, s:I}", "cmd", *cmd, "pool", argv[2], "name", argv[3],
+			      "size", (json_int_t)size);
+	} else if ((argc == 2 || argc == 3) && !strcmp(sub, "list")) {
+		*cmd = "vdisk_list";
+		r = json_pack("{s:s, s:s?}", "cmd", *cmd, "pool", argc == 3 ? argv[2] : NULL);
+	} else if (argc == 4 && !strcmp(sub, "extend")) {
+		if (parse_size(argv[3], &size) || size == 0) {
+			fprintf(stderr, "holdfastctl: '%s' is not a size\n", argv[3]);
+			return NULL;
+		}
+		*cmd = "vdisk_extend";
+		r = json_pack("{s:s, s:s, s:I}", "cmd", *cmd, "id", argv[2], "size",
+			      (json_int_t)size);
+	} else if (argc == 3 && !strcmp(sub, "delete")) {
+		*cmd = "vdisk_delete";
+		r = json_pack("{s:s, s:s}", "cmd", *cmd, "id", argv[2]);
+	} else if (argc == 4 && (!strcmp(sub, "attach") || !strcmp(sub, "detach"))) {
+		*cmd = !strcmp(sub, "attach") ? "vdisk_attach" : "vdisk_detach";
+		r = json_pack("{s:s, s:s, s:s}", "cmd", *cmd, "id", argv[2], "host", argv[3]);
+	} else if (argc == 5 && !strcmp(sub, "transfer")) {
+		*cmd = "vdisk_transfer";
+		r = json_pack("{s:s, s:s, s:s, s:s}", "cmd", *cmd, "id", argv[2], "from", argv[3],
+			      "to", argv[4]);
+	} else if (argc == 4 && !strcmp(sub, "clone")) {
+		*cmd = "vdisk_clone";
+		r = json_pack("{s:s, s:s, s:s}", "cmd", *cmd, "id", argv[2], "name", argv[3]);
+	} else {
+		fprintf(stderr,
+			"holdfastctl: vdisk takes create POOL NAME SIZE | list [POOL] | extend ID "
+			"SIZE | delete ID | attach ID HOST | detach ID HOST | transfer ID FROM TO "
+			"| "
+			"clone ID NAME\n");
+		return NULL;
+	}
+	if (r && opt_epoch >= 0)
+		json_object_set_new(r, "epoch", json_integer(opt_epoch));
+	return r;
+}
+
+static const char *owner_of(json_t *v)
+{
+	json_t *o = json_object_get(v, "owner");
+
+	return json_is_string(o) ? json_string_value(o) : "-";
+}
+
+static void print_vdisk_row(json_t *v, bool header)
+{
+	char b1[32], b2[32], b3[32];
+	json_t *hosts = json_object_get(v, "hosts"), *h;
+	size_t i;
+
+	if (header)
+		printf("%-36s %-16s %-10s %9s %5s %-10s %6s %-8s %s\n", "ID", "NAME", "POOL",
+		       "SIZE", "LUN", "OWNER", "EPOCH", "STATE", "HOSTS");
+	printf("%-36s %-16s %-10s %9s %5s %-10s %6s %-8s ", str_of(v, "id"), str_of(v, "name"),
+	       str_of(v, "pool"), size_of(v, "size", b1, sizeof(b1)),
+	       int_of(v, "lun", b2, sizeof(b2)), owner_of(v), int_of(v, "epoch", b3, sizeof(b3)),
+	       str_of(v, "state"));
+	if (!json_array_size(hosts))
+		printf("-");
+	json_array_foreach(hosts, i, h)
+	{
+		printf("%s%s", i ? "," : "", json_is_string(h) ? json_string_value(h) : "?");
+	}
+	printf("\n");
+}
+
+static void print_vdisk_reply(const char *cmd, json_t *reply)
+{
+	json_t *v = json_object_get(reply, "vdisk"), *list = json_object_get(reply, "vdisks");
+	char b1[32], b2[32];
+	size_t i;
+
+	if (!strcmp(cmd, "vdisk_list")) {
+		if (!json_array_size(list))
+			printf("no virtual disks\n");
+		json_array_foreach(list, i, v)
+		{
+			print_vdisk_row(v, i == 0);
+		}
+		return;
+	}
+	if (!strcmp(cmd, "vdisk_delete")) {
+		printf("deleted %s (LUN %s)\n", str_of(reply, "deleted"),
+		       int_of(reply, "lun", b1, sizeof(b1)));
+		return;
+	}
+	if (!v) {
+		printf("done\n");
+		return;
+	}
+	print_vdisk_row(v, true);
+	if (!strcmp(cmd, "vdisk_extend") && json_object_get(reply, "old_size"))
+		printf("grown from %s to %s; hosts get CAPACITY DATA HAS CHANGED\n",
+		       size_of(reply, "old_size", b1, sizeof(b1)),
+		       size_of(v, "size", b2, sizeof(b2)));
+	else if (!strcmp(cmd, "vdisk_create") || !strcmp(cmd, "vdisk_clone"))
+		printf("exported as LUN %s of %s\n", int_of(v, "lun", b1, sizeof(b1)),
+		       str_of(v, "target"));
+}
+
+static void print_pool_row(json_t *p, bool header)
+{
+	char b1[32], b2[32], b3[32], b4[32], b5[32], b6[32];
+
+	if (header)
+		printf("%-12s %9s %9s %9s %9s %11s %6s %6s %s\n", "POOL", "CAPACITY", "USED",
+		       "FREE", "ALLOCATED", "PROVISIONED", "VDISKS", "ALERT%", "PATH");
+	printf("%-12s %9s %9s %9s %9s %11s %6s %5s%s %s\n", str_of(p, "name"),
+	       size_of(p, "capacity", b1, sizeof(b1)), size_of(p, "used", b2, sizeof(b2)),
+	       size_of(p, "free", b3, sizeof(b3)), size_of(p, "allocated", b4, sizeof(b4)),
+	       size_of(p, "provisioned", b5, sizeof(b5)), int_of(p, "vdisks", b6, sizeof(b6)),
+	       int_of(p, "alert_pct", b1, sizeof(b1)),
+	       json_is_true(json_object_get(p, "alert")) ? "!" : " ", str_of(p, "path"));
+}
+
+static void print_pool_reply(const char *cmd, json_t *reply)
+{
+	json_t *list = json_object_get(reply, "pools"), *p;
+	size_t i;
+
+	if (!strcmp(cmd, "pool_remove")) {
+		printf("removed pool %s\n", str_of(reply, "removed"));
+		return;
+	}
+	if (!strcmp(cmd, "pool_add")) {
+		print_pool_row(json_object_get(reply, "pool"), true);
+		return;
+	}
+	if (!json_array_size(list))
+		printf("no pools\n");
+	json_array_foreach(list, i, p)
+	{
+		print_pool_row(p, i == 0);
+	}
+}
 
 static json_t *build_cluster_request(int argc, char **argv, const char **cmd)
 {
@@ -563,6 +812,15 @@ static json_t *build_request(int argc, char **argv, const char **cmd)
 	}
 	if (!strcmp(argv[0], "cluster"))
 		return build_cluster_request(argc, argv, cmd);
+	if (!strcmp(argv[0], "pool"))
+		return build_pool_request(argc, argv, cmd);
+	if (!strcmp(argv[0], "vdisk"))
+		return build_vdisk_request(argc, argv, cmd);
+	if (opt_epoch >= 0 || opt_alert >= 0) {
+		fprintf(stderr, "holdfastctl: --epoch and --alert belong to the vdisk and pool "
+				"commands\n");
+		return NULL;
+	}
 	if (strcmp(argv[0], "pr") != 0) {
 		fprintf(stderr, "holdfastctl: unknown command '%s'\n", argv[0]);
 		return NULL;
@@ -593,7 +851,8 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{"json", no_argument, NULL, 'j'},	  {"socket", required_argument, NULL, 's'},
 		{"config", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'},
-		{"ttl", required_argument, NULL, 't'},	  {0},
+		{"ttl", required_argument, NULL, 't'},	  {"epoch", required_argument, NULL, 'e'},
+		{"alert", required_argument, NULL, 'a'},  {0},
 	};
 	const char *sock = DEFAULT_SOCKET, *conffile = NULL, *cmd, *why = NULL;
 	struct hf_config *cfg = NULL;
@@ -622,6 +881,26 @@ int main(int argc, char **argv)
 				fprintf(stderr, "holdfastctl: --ttl takes 1..2592000 seconds\n");
 				return EXIT_USAGE;
 			}
+			break;
+		}
+		case 'e':
+		case 'a': {
+			char *end;
+			long long v;
+
+			errno = 0;
+			v = strtoll(optarg, &end, 10);
+			if (optarg[0] < '0' || optarg[0] > '9' || *end || errno ||
+			    (c == 'a' && v > 100)) {
+				fprintf(stderr, "holdfastctl: %s takes %s\n",
+					c == 'e' ? "--epoch" : "--alert",
+					c == 'e' ? "an epoch number" : "a percentage 0..100");
+				return EXIT_USAGE;
+			}
+			if (c == 'e')
+				opt_epoch = v;
+			else
+				opt_alert = v;
 			break;
 		}
 		case 'h':
@@ -674,6 +953,10 @@ int main(int argc, char **argv)
 	} else if (e) {
 		fprintf(stderr, "holdfastctl: %s\n",
 			json_is_string(e) ? json_string_value(e) : "the daemon reported an error");
+	} else if (!strncmp(cmd, "pool_", 5)) {
+		print_pool_reply(cmd, reply);
+	} else if (!strncmp(cmd, "vdisk_", 6)) {
+		print_vdisk_reply(cmd, reply);
 	} else if (!strcmp(cmd, "targets")) {
 		print_targets(reply);
 	} else if (!strcmp(cmd, "luns")) {
