@@ -166,11 +166,17 @@ static json_t *access_req(const struct catalog_vdisk *v)
 			 "owners", owners, "members", members_json());
 }
 
+/* The export carries the disk's policy, so the LUN never exists at the target without it. */
 static json_t *add_req(const struct catalog_vdisk *v)
 {
-	return json_pack("{s:s, s:s, s:I, s:s, s:s, s:I, s:i}", "cmd", "lun_add", "target",
-			 v->target_iqn, "lun", (json_int_t)v->lun, "name", v->id, "path", v->path,
-			 "size", (json_int_t)v->size, "block_size", CC_BLOCK_SIZE);
+	json_t *req = access_req(v);
+
+	json_object_set_new(req, "cmd", json_string("lun_add"));
+	json_object_set_new(req, "name", json_string(v->id));
+	json_object_set_new(req, "path", json_string(v->path));
+	json_object_set_new(req, "size", json_integer((json_int_t)v->size));
+	json_object_set_new(req, "block_size", json_integer(CC_BLOCK_SIZE));
+	return req;
 }
 
 /* Relay req; when nothing could be sent, the callback gets an error answer at once. Call it

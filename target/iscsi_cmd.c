@@ -88,6 +88,8 @@ void task_free(struct task *t)
 /* Abort a task (RFC 7143 4.2.3.x, SAM-5 7.x): a task whose command is in the command set
  * cannot be taken back from the medium, so it is marked and finishes silently; the TMF that
  * asked waits for it. Any other task is gone at once. */
+static void cmd_send_response(struct task *t);
+
 void task_abort(struct task *t, struct tmf_wait *w)
 {
 	t->aborted = true;
@@ -112,6 +114,19 @@ void task_abort(struct task *t, struct tmf_wait *w)
 		/* Its data segment is arriving right now: discard the rest of it. */
 		t->conn->rx_task = NULL;
 		t->conn->rx_discard = true;
+	}
+	if (t->abort_sense && t->conn->state == CONN_FFP) {
+		/* An abort that answers (the LUN went away): the command ends with its
+		 * sense now; Data-Out still on the way finds no task and is dropped. */
+		if (t->state == TASK_QUEUED && t->conn->session)
+			pending_remove(t->conn->session, t);
+		t->state = TASK_SENDING;
+		scsi_task_set_sense(&t->st, t->abort_sense->key, t->abort_sense->asc,
+				    t->abort_sense->ascq);
+		cmd_send_response(t);
+		if (t->tx_refs == 0)
+			task_free(t);
+		return;
 	}
 	task_free(t);
 }
@@ -206,7 +221,12 @@ static void cmd_scsi_done(struct scsi_task *st)
 	struct task *t = st->priv;
 
 	t->state = TASK_SENDING;
-	if (t->aborted || t->conn->state == CONN_CLOSING) {
+	if (t->aborted && t->abort_sense && t->conn->state == CONN_FFP) {
+		/* Aborted by an event that answers (the LUN went away), not by an initiator. */
+		scsi_task_set_sense(st, t->abort_sense->key, t->abort_sense->asc,
+				    t->abort_sense->ascq);
+		st->in_len = 0;
+	} else if (t->aborted || t->conn->state == CONN_CLOSING) {
 		task_free(t);
 		return;
 	}
@@ -362,9 +382,9 @@ static struct scsi_lun *cmd_lun(struct session *s, uint64_t raw, uint64_t *lun_i
 	if (iscsi_lun_decode(raw, &lun) < 0)
 		return NULL;
 	*lun_id = lun;
-	for (size_t i = 0; i < tt->info.nluns; i++)
+	for (size_t i = 0, n = scsi_target_nluns(&tt->info); i < n; i++)
 		if (tt->luns[i].lun == lun)
-			return tt->luns[i].dev;
+			return scsi_lun_entry_dev(&tt->luns[i]);
 	return NULL;
 }
 

@@ -95,8 +95,12 @@ static void session_post_kill(struct session *s)
  * one that logged out before): the LUNs learn about it for their unit attentions. */
 static void session_announce_nexus(struct session *s)
 {
-	for (size_t i = 0; i < s->target->info.nluns; i++)
-		scsi_lun_nexus_login(s->target->luns[i].dev, &s->nexus);
+	for (size_t i = 0, n = scsi_target_nluns(&s->target->info); i < n; i++) {
+		struct scsi_lun *dev = scsi_lun_entry_dev(&s->target->luns[i]);
+
+		if (dev)
+			scsi_lun_nexus_login(dev, &s->nexus);
+	}
 }
 
 static int session_create(struct conn *c, const struct iscsi_pdu *req, enum iscsi_session_type type,
@@ -262,8 +266,12 @@ static void session_conn_leave(struct session *s)
 		 * nexus is gone for every LUN of the target. */
 		cmd_drop_pending(s);
 		if (s->type == ISCSI_SESSION_NORMAL)
-			for (size_t i = 0; i < s->target->info.nluns; i++)
-				scsi_lun_nexus_logout(s->target->luns[i].dev, &s->nexus);
+			for (size_t i = 0, n = scsi_target_nluns(&s->target->info); i < n; i++) {
+				struct scsi_lun *dev = scsi_lun_entry_dev(&s->target->luns[i]);
+
+				if (dev)
+					scsi_lun_nexus_logout(dev, &s->nexus);
+			}
 		session_put(s);
 	}
 }

@@ -149,6 +149,7 @@ void tmf_abort_lun_local(struct worker *w, struct scsi_lun *lun, struct tmf_wait
 		for (t = c->tasks; t; t = next) {
 			next = t->anext;
 			if (task_on_lun(t, lun) && t != wait->spare && !t->aborted) {
+				t->abort_sense = wait->answer;
 				task_abort(t, wait);
 				aborted++;
 			}
@@ -214,10 +215,12 @@ static struct scsi_lun *tmf_lun(struct session *s, uint64_t raw, bool *exists)
 	*exists = false;
 	if (iscsi_lun_decode(raw, &lun) < 0)
 		return NULL;
-	for (size_t i = 0; i < s->target->info.nluns; i++)
+	for (size_t i = 0, n = scsi_target_nluns(&s->target->info); i < n; i++)
 		if (s->target->luns[i].lun == lun) {
-			*exists = true;
-			return s->target->luns[i].dev;
+			struct scsi_lun *dev = scsi_lun_entry_dev(&s->target->luns[i]);
+
+			*exists = dev != NULL;
+			return dev;
 		}
 	return NULL;
 }
@@ -302,8 +305,12 @@ void tmf_request(struct conn *c, const struct iscsi_pdu *p)
 		tmf_abort_everywhere(c->worker, NULL, w);
 		/* The requester of a target reset knows what it did; every other nexus of
 		 * every LUN learns it from a unit attention. */
-		for (size_t i = 0; i < s->target->info.nluns; i++)
-			scsi_lun_reset(s->target->luns[i].dev, &s->nexus);
+		for (size_t i = 0, n = scsi_target_nluns(&s->target->info); i < n; i++) {
+			struct scsi_lun *dev = scsi_lun_entry_dev(&s->target->luns[i]);
+
+			if (dev)
+				scsi_lun_reset(dev, &s->nexus);
+		}
 		break;
 	case ISCSI_TMF_CLEAR_ACA:
 		/* We never establish ACA (NACA is not supported). */

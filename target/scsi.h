@@ -29,27 +29,29 @@ struct scsi_sense {
 	uint8_t key;
 	uint8_t asc;
 	uint8_t ascq;
-	bool info_valid;   /* INFORMATION field (e.g. miscompare offset) */
+	bool info_valid; /* INFORMATION field (e.g. miscompare offset) */
 	uint64_t info;
-	bool sks_valid;    /* sense-key specific: field pointer */
-	bool sks_cd;       /* 1: the field is in the CDB, 0: in the parameter list */
+	bool sks_valid; /* sense-key specific: field pointer */
+	bool sks_cd;	/* 1: the field is in the CDB, 0: in the parameter list */
 	uint16_t sks_field;
-	uint8_t sks_bit;   /* 0-7, or 0xff when no bit pointer */
+	uint8_t sks_bit; /* 0-7, or 0xff when no bit pointer */
 };
 
 /* The I_T nexus: initiator port (iSCSI name + ISID) and target port. One per iSCSI session;
  * shared by all the session's connections. */
 struct scsi_nexus {
-	uint64_t id;                 /* unique for the life of the process */
+	uint64_t id; /* unique for the life of the process */
 	char initiator_name[224];
 	uint8_t isid[6];
-	char initiator_port[256];    /* "<name>,i,0x<isid>" (SPC-4 7.6.4.6) */
-	uint16_t tpgt;               /* target portal group tag */
-	uint16_t rel_port_id;        /* relative target port identifier */
-	bool fenced;                 /* its host is fenced: medium writes are refused (fence.h) */
+	char initiator_port[256]; /* "<name>,i,0x<isid>" (SPC-4 7.6.4.6) */
+	uint16_t tpgt;		  /* target portal group tag */
+	uint16_t rel_port_id;	  /* relative target port identifier */
+	bool fenced;		  /* its host is fenced: medium writes are refused (fence.h) */
 };
 
-/* One LUN as a target exports it. */
+/* One LUN as a target exports it. LUNs come and go while the target runs (shared volumes):
+ * an entry's dev is NULL once the LUN is removed, and nluns only grows; read both with the
+ * accessors below. */
 struct scsi_lun_entry {
 	uint64_t lun; /* LUN number */
 	struct scsi_lun *dev;
@@ -70,6 +72,16 @@ struct scsi_target_info {
 	size_t nports;
 };
 
+static inline size_t scsi_target_nluns(const struct scsi_target_info *ti)
+{
+	return ti ? __atomic_load_n(&ti->nluns, __ATOMIC_ACQUIRE) : 0;
+}
+
+static inline struct scsi_lun *scsi_lun_entry_dev(const struct scsi_lun_entry *e)
+{
+	return __atomic_load_n(&e->dev, __ATOMIC_ACQUIRE);
+}
+
 enum scsi_dir {
 	SCSI_DIR_NONE = 0,
 	SCSI_DIR_WRITE = 1 << 0,
@@ -80,28 +92,28 @@ struct scsi_task {
 	/* Set by the transport before scsi_task_exec(). */
 	const struct scsi_target_info *target;
 	const struct scsi_nexus *nexus;
-	struct scsi_lun *lun;   /* NULL when the LUN number is not mapped */
+	struct scsi_lun *lun; /* NULL when the LUN number is not mapped */
 	uint64_t lun_id;
 	uint8_t cdb[260];
 	uint16_t cdb_len;
-	unsigned dir;           /* SCSI_DIR_* from the transport's R/W bits */
-	uint32_t edtl;          /* Expected Data Transfer Length (for reads: the data-in room) */
-	uint8_t *out;           /* Data-Out, fully received, BS_ALIGN-aligned; NULL if none */
-	uint32_t out_len;       /* bytes in out (equals edtl for writes) */
-	struct bs_ctx *ioctx;   /* the worker's I/O context */
-	volatile bool aborted;  /* set by task management; checked between I/O stages */
+	unsigned dir;	       /* SCSI_DIR_* from the transport's R/W bits */
+	uint32_t edtl;	       /* Expected Data Transfer Length (for reads: the data-in room) */
+	uint8_t *out;	       /* Data-Out, fully received, BS_ALIGN-aligned; NULL if none */
+	uint32_t out_len;      /* bytes in out (equals edtl for writes) */
+	struct bs_ctx *ioctx;  /* the worker's I/O context */
+	volatile bool aborted; /* set by task management; checked between I/O stages */
 
 	/* Set by the command set before done is called. */
 	uint8_t status;
 	struct scsi_sense sense;
-	uint8_t *in;            /* Data-In to send (may point into a memory store) */
-	uint32_t in_len;        /* bytes the command produced; may exceed edtl (overflow) */
-	uint32_t out_wanted;    /* Data-Out bytes the CDB asked for: the transport reports the
-				 * difference from edtl as a residual (RFC 7143 11.4.5) */
-	void *in_alloc;         /* owned buffer to release with scsi_task_release() */
+	uint8_t *in;	     /* Data-In to send (may point into a memory store) */
+	uint32_t in_len;     /* bytes the command produced; may exceed edtl (overflow) */
+	uint32_t out_wanted; /* Data-Out bytes the CDB asked for: the transport reports the
+			      * difference from edtl as a residual (RFC 7143 11.4.5) */
+	void *in_alloc;	     /* owned buffer to release with scsi_task_release() */
 
 	void (*done)(struct scsi_task *t);
-	void *priv;             /* the transport's */
+	void *priv; /* the transport's */
 	/* Set by the command set while an I/O of the task is queued but not yet on the medium
 	 * (a delayed store, a full queue): task management calls it to take the I/O back. It
 	 * returns 0 when the I/O never reached the medium, and the task has then completed

@@ -300,7 +300,7 @@ static void spc_report_luns(struct scsi_task *t)
 {
 	uint8_t select = cdb_get(t, 2, 1);
 	uint32_t alloc = cdb_get(t, 6, 4);
-	size_t nluns = t->target ? t->target->nluns : 0;
+	size_t nluns = scsi_target_nluns(t->target);
 	size_t n = 8;
 	uint8_t *b;
 
@@ -319,10 +319,12 @@ static void spc_report_luns(struct scsi_task *t)
 	if (!b)
 		return;
 	for (size_t i = 0; i < nluns; i++) {
-		/* A shared volume outside the initiator's cluster is not listed (lun.h). */
-		if (t->nexus && t->target->luns[i].dev &&
-		    scsi_lun_access_of(t->target->luns[i].dev, t->nexus->initiator_name) ==
-			    SCSI_LUN_ACCESS_NONE)
+		struct scsi_lun *dev = scsi_lun_entry_dev(&t->target->luns[i]);
+
+		/* A removed LUN, and a shared volume outside the initiator's cluster (lun.h),
+		 * are not listed. */
+		if (!dev || (t->nexus && scsi_lun_access_of(dev, t->nexus->initiator_name) ==
+						 SCSI_LUN_ACCESS_NONE))
 			continue;
 		if (encode_lun(t->target->luns[i].lun, b + n)) {
 			log_warnx("%s: LUN %llu cannot be encoded; not reported", __func__,

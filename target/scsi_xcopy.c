@@ -165,8 +165,8 @@ static struct scsi_lun *xc_find_lun(const struct scsi_task *t, const uint8_t *d,
 
 	if (len != 16)
 		return NULL;
-	for (size_t i = 0; ti && i < ti->nluns; i++) {
-		struct scsi_lun *l = ti->luns[i].dev;
+	for (size_t i = 0, n = scsi_target_nluns(ti); i < n; i++) {
+		struct scsi_lun *l = scsi_lun_entry_dev(&ti->luns[i]);
 
 		if (l && memcmp(scsi_lun_naa(l), d, 16) == 0)
 			return l;

@@ -14,6 +14,7 @@
 #include "pr/pr.h"
 #include "target/backstore.h"
 #include "target/fence.h"
+#include "target/lunmap.h"
 #include "target/lun.h"
 #include "target/scsi_pr.h"
 #include "target/target.h"
@@ -26,18 +27,31 @@ struct ctl_collect {
 	json_t *sessions;
 };
 
-static json_t *ctl_lun_json(const struct tgt_target *tt, size_t i)
+/* One LUN of a target: a slot of its LUN map, from the configuration or added at run time. */
+static json_t *ctl_lun_json(const struct tgt_target *tt, size_t slot, struct scsi_lun *lun)
 {
-	const struct hf_lun *hl = &tt->cfg->luns[i];
-	const struct hf_backstore *b = &tgt_global.cfg->backstores[hl->backstore];
-	struct scsi_lun *lun = tt->luns[i].dev;
+	const char *type = "file", *path = "", *bsname = scsi_lun_name(lun);
 
-	return json_pack("{s:I, s:s, s:s, s:s, s:I, s:i, s:s}", "id", (json_int_t)hl->id,
-			 "backstore", b->name, "type", b->type == HF_BS_FILE ? "file" : "memory",
-			 "path", b->type == HF_BS_FILE ? b->path : "", "size",
-			 (json_int_t)(scsi_lun_nblocks(lun) * scsi_lun_block_size(lun)),
-			 "block_size", (int)scsi_lun_block_size(lun), "serial",
-			 scsi_lun_serial(lun));
+	if (tt->rt[slot]) {
+		path = tt->rt[slot]->path;
+		type = "file (shared volume)";
+	} else {
+		for (size_t i = 0; i < tt->cfg->nluns; i++) {
+			const struct hf_backstore *b =
+				&tgt_global.cfg->backstores[tt->cfg->luns[i].backstore];
+
+			if (tt->cfg->luns[i].id != tt->luns[slot].lun)
+				continue;
+			bsname = b->name;
+			type = b->type == HF_BS_FILE ? "file" : "memory";
+			path = b->type == HF_BS_FILE ? b->path : "";
+		}
+	}
+	return json_pack(
+		"{s:I, s:s, s:s, s:s, s:I, s:i, s:s}", "id", (json_int_t)tt->luns[slot].lun,
+		"backstore", bsname, "type", type, "path", path, "size",
+		(json_int_t)(scsi_lun_nblocks(lun) * scsi_lun_block_size(lun)), "block_size",
+		(int)scsi_lun_block_size(lun), "serial", scsi_lun_serial(lun));
 }
 
 static json_t *ctl_targets(bool with_luns_only)
@@ -56,8 +70,12 @@ static json_t *ctl_targets(bool with_luns_only)
 							"address", po->address, "port", po->port,
 							"tpgt", po->tpgt));
 		}
-		for (size_t l = 0; l < tt->cfg->nluns; l++)
-			json_array_append_new(luns, ctl_lun_json(tt, l));
+		for (size_t l = 0, n = scsi_target_nluns(&tt->info); l < n; l++) {
+			struct scsi_lun *dev = scsi_lun_entry_dev(&tt->luns[l]);
+
+			if (dev)
+				json_array_append_new(luns, ctl_lun_json(tt, l, dev));
+		}
 		for (size_t a = 0; a < tt->cfg->nacl; a++)
 			json_array_append_new(acl, json_string(tt->cfg->acl[a]));
 		if (with_luns_only) {
@@ -180,12 +198,14 @@ static struct scsi_lun *ctl_pr_lun(json_t *req, const struct tgt_target **ttp, u
 
 		if (strcmp(tt->cfg->iqn, iqn) != 0)
 			continue;
-		for (size_t l = 0; l < tt->cfg->nluns; l++) {
-			if (tt->luns[l].lun != (uint64_t)id)
+		for (size_t l = 0, n = scsi_target_nluns(&tt->info); l < n; l++) {
+			struct scsi_lun *dev = scsi_lun_entry_dev(&tt->luns[l]);
+
+			if (tt->luns[l].lun != (uint64_t)id || !dev)
 				continue;
 			*ttp = tt;
 			*idp = tt->luns[l].lun;
-			return tt->luns[l].dev;
+			return dev;
 		}
 		*err = ctl_error("target %.224s has no LUN %" JSON_INTEGER_FORMAT, iqn, id);
 		return NULL;
@@ -474,9 +494,9 @@ static struct scsi_lun *ctl_find_lun(const char *iqn, json_int_t id)
 
 		if (strcmp(tt->cfg->iqn, iqn) != 0)
 			continue;
-		for (size_t l = 0; l < tt->info.nluns; l++)
+		for (size_t l = 0, n = scsi_target_nluns(&tt->info); l < n; l++)
 			if ((json_int_t)tt->luns[l].lun == id)
-				return tt->luns[l].dev;
+				return scsi_lun_entry_dev(&tt->luns[l]);
 	}
 	return NULL;
 }
@@ -529,6 +549,96 @@ static json_t *ctl_lun_access(json_t *req)
 	return json_pack("{s:s, s:I, s:I}", "target", iqn, "lun", id, "epoch", epoch);
 }
 
+/* Initiator names from a JSON array into names[0..max); -1 when it is not an array of
+ * strings or too long. */
+static int ctl_names(json_t *arr, const char **names, size_t max, size_t *n)
+{
+	json_t *v;
+	size_t i;
+
+	*n = 0;
+	if (!json_is_array(arr) || json_array_size(arr) > max)
+		return -1;
+	json_array_foreach(arr, i, v)
+	{
+		if (!json_is_string(v))
+			return -1;
+		names[(*n)++] = json_string_value(v);
+	}
+	return 0;
+}
+
+/* {"cmd":"lun_add","target":IQN,"lun":N,"name":S,"path":ABS,"size":BYTES[,"block_size":B]
+ *  [,"epoch":E,"owners":[IQN...],"members":[IQN...]]}: with a policy the LUN is published
+ * already under it. */
+static json_t *ctl_lun_add(json_t *req)
+{
+	const char *iqn = NULL, *name = NULL, *path = NULL, *owners[64], *members[64];
+	json_int_t id = -1, size = -1, bsz = 512, epoch = -1;
+	json_t *jo = NULL, *jm = NULL;
+	struct tgt_lun_policy pol = {.owners = owners, .members = members};
+	int rc;
+
+	if (json_unpack(req, "{s:s, s:I, s:s, s:s, s:I, s?:I, s?:I, s?:o, s?:o}", "target", &iqn,
+			"lun", &id, "name", &name, "path", &path, "size", &size, "block_size", &bsz,
+			"epoch", &epoch, "owners", &jo, "members", &jm) < 0 ||
+	    id < 0 || size <= 0 || (bsz != 512 && bsz != 4096))
+		return json_pack("{s:s}", "error",
+				 "lun_add needs target, lun, name, an absolute path, size and a "
+				 "block_size of 512 or 4096");
+	if (epoch >= 0 && (ctl_names(jo, owners, 64, &pol.nowners) < 0 ||
+			   ctl_names(jm, members, 64, &pol.nmembers) < 0))
+		return json_pack("{s:s}", "error",
+				 "a policy needs owners and members: arrays of at most 64 names");
+	pol.epoch = (uint64_t)epoch;
+	rc = tgt_lun_add(iqn, (uint64_t)id, name, path, (uint64_t)size, (uint32_t)bsz,
+			 epoch >= 0 ? &pol : NULL);
+	if (rc < 0)
+		return json_pack("{s:s}", "error",
+				 rc == -EEXIST ? "the LUN number is in use"
+				 : rc == -ENOENT
+					 ? "no such target (or the file's folder is missing)"
+					 : strerror(-rc));
+	return json_pack("{s:s, s:I, s:s}", "target", iqn, "lun", id, "added", path);
+}
+
+/* {"cmd":"lun_remove","target":IQN,"lun":N} */
+static json_t *ctl_lun_remove(json_t *req)
+{
+	const char *iqn = NULL;
+	json_int_t id = -1;
+	int rc;
+
+	if (json_unpack(req, "{s:s, s:I}", "target", &iqn, "lun", &id) < 0 || id < 0)
+		return json_pack("{s:s}", "error", "lun_remove needs target and lun");
+	rc = tgt_lun_remove(iqn, (uint64_t)id);
+	if (rc < 0)
+		return json_pack("{s:s}", "error",
+				 rc == -EPERM	 ? "the LUN comes from the configuration file"
+				 : rc == -ENOENT ? "no such target or LUN"
+						 : strerror(-rc));
+	return json_pack("{s:s, s:I, s:b}", "target", iqn, "lun", id, "removed", 1);
+}
+
+/* {"cmd":"lun_resize","target":IQN,"lun":N,"size":BYTES} */
+static json_t *ctl_lun_resize(json_t *req)
+{
+	const char *iqn = NULL;
+	json_int_t id = -1, size = -1;
+	int rc;
+
+	if (json_unpack(req, "{s:s, s:I, s:I}", "target", &iqn, "lun", &id, "size", &size) < 0 ||
+	    id < 0 || size <= 0)
+		return json_pack("{s:s}", "error", "lun_resize needs target, lun and size");
+	rc = tgt_lun_resize(iqn, (uint64_t)id, (uint64_t)size);
+	if (rc < 0)
+		return json_pack("{s:s}", "error",
+				 rc == -ENOENT	 ? "no such target or LUN"
+				 : rc == -EINVAL ? "a LUN only grows, in whole blocks"
+						 : strerror(-rc));
+	return json_pack("{s:s, s:I, s:I}", "target", iqn, "lun", id, "size", size);
+}
+
 static json_t *ctl_fences(void)
 {
 	char *text = tgt_fence_list_json();
@@ -564,6 +674,12 @@ int target_ctl(const char *request, char **reply)
 		out = ctl_fences();
 	} else if (strcmp(cmd, "lun_access") == 0) {
 		out = ctl_lun_access(req);
+	} else if (strcmp(cmd, "lun_add") == 0) {
+		out = ctl_lun_add(req);
+	} else if (strcmp(cmd, "lun_remove") == 0) {
+		out = ctl_lun_remove(req);
+	} else if (strcmp(cmd, "lun_resize") == 0) {
+		out = ctl_lun_resize(req);
 	} else {
 		out = json_pack("{s:s}", "error", "unknown command");
 	}

@@ -16,6 +16,7 @@
 #include "lib/proc.h"
 #include "target/backstore.h"
 #include "target/lun.h"
+#include "target/lunmap.h"
 #include "target/scsi_pr.h"
 #include "target/target.h"
 #include "target/transport.h"
@@ -58,9 +59,12 @@ static int tgt_build_targets(const struct hf_config *cfg)
 
 		tt->cfg = ht;
 		tt->index = i;
-		tt->luns = calloc(ht->nluns ? ht->nluns : 1, sizeof(*tt->luns));
+		/* Room for every LUN number, so LUNs added at run time never move the
+		 * array under a reader; untouched pages cost nothing. */
+		tt->luns = calloc(TGT_LUN_SLOTS, sizeof(*tt->luns));
+		tt->rt = calloc(TGT_LUN_SLOTS, sizeof(*tt->rt));
 		tt->ports = calloc(ht->nportals ? ht->nportals : 1, sizeof(*tt->ports));
-		if (!tt->luns || !tt->ports)
+		if (!tt->luns || !tt->rt || !tt->ports)
 			return -ENOMEM;
 		for (size_t l = 0; l < ht->nluns; l++) {
 			tt->luns[l].lun = ht->luns[l].id;
@@ -230,5 +234,6 @@ out:
 	log_info("%s: stopping", __func__);
 	for (int i = 0; i < tgt_global.nworkers; i++)
 		worker_stop(tgt_global.workers[i]);
+	tgt_lun_close_all();
 	return exit_code;
 }

@@ -31,11 +31,21 @@ struct scsi_pr_abort;
 #define TGT_MAX_CONNECTIONS 8
 
 /* An exported target and what the command sets see of it. */
+/* The most LUN slots a target has: one per LUN number ever exported (SAM-5 flat space). */
+#define TGT_LUN_SLOTS 16384
+
+/* A LUN exported while the target runs (a shared volume), beside its slot. */
+struct tgt_rt_lun {
+	struct backstore *bs;
+	char path[PATH_MAX];
+};
+
 struct tgt_target {
 	const struct hf_target *cfg;
 	int index;
 	struct scsi_target_info info;
-	struct scsi_lun_entry *luns;
+	struct scsi_lun_entry *luns; /* TGT_LUN_SLOTS entries; info.nluns are in use */
+	struct tgt_rt_lun **rt;	     /* per slot: NULL for a LUN from the configuration */
 	struct scsi_port *ports;
 };
 
@@ -122,7 +132,8 @@ struct tmf_wait {
 	uint8_t response;
 	int target_index; /* only sessions of this target; -1: every target */
 	bool cold_reset;
-	struct task *spare; /* never aborted (the command that asked) */
+	struct task *spare;		 /* never aborted (the command that asked) */
+	const struct scsi_sense *answer; /* aborted commands end with this sense; NULL: silently */
 	/* Which sessions the sweep reaches (NULL: all of the target), and what happens to
 	 * each one after its tasks were aborted (NULL: nothing). */
 	bool (*match)(const struct tmf_wait *w, const struct session *s);
@@ -163,6 +174,9 @@ struct task {
 	uint32_t burst_offset;
 	int outstanding_r2t;
 	bool aborted;
+	/* Set when an abort answers the command (CHECK CONDITION with this sense) instead of
+	 * ending it silently as task management does. */
+	const struct scsi_sense *abort_sense;
 	bool delivered;	 /* its CmdSN turn came: it is in the task set */
 	bool pdu_in;	 /* the SCSI Command PDU (with immediate data) is in */
 	bool too_big;	 /* EDTL beyond what we buffer: fails with CHECK CONDITION */
