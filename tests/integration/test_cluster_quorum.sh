@@ -5,7 +5,8 @@
 #   B. three hosts, wait_for_all on: not quorate with two hosts joined (3 of 4 votes, enough
 #      for a majority) until the third has joined once; then quorate; losing one host keeps
 #      it quorate (wait_for_all applies only at start); losing two makes it not quorate, with
-#      the history and events saying so, and no ownership change is possible.
+#      the history and events saying so, and no ownership change is possible (a real
+#      transfer and a create are refused for want of quorum).
 #
 # usage: test_cluster_quorum.sh BUILD_DIR
 . "$(dirname "$0")/lib.sh"
@@ -103,6 +104,20 @@ cl_check "B: quorate once every host has joined once" \
 cl_check "B: a 'quorum gained' event" cl_true "any(e['kind'] == 'quorum_gained' for e in s['events'])"
 cl_check "B: the join is logged before the quorum gain it caused" \
 	cl_true "(lambda k: k.index(('joined', 'h3')) < k.index(('quorum_gained', '')))([(e['kind'], e['host']) for e in s['events']])"
+# A shared volume owned by h1, made while the cluster is quorate, to try to move later.
+j() { python3 -c "import json,sys; r=json.load(open('$HF_WORK/last.json')); print($1)"; }
+vd() {
+	cl_ctl --json "$@" >"$HF_WORK/last.json" 2>"$HF_WORK/last.err"
+	VD_RC=$?
+	hf_log "holdfastctl $* -> $VD_RC: $(tr -d '\n ' <"$HF_WORK/last.json" | cut -c1-160)"
+	return $VD_RC
+}
+mkdir -p "$HF_WORK/pool-q"
+cl_check "B: a pool while quorate" vd pool add poolq "$HF_WORK/pool-q"
+cl_check "B: a disk while quorate" vd vdisk create poolq vq 16M
+VQ=$(j "r['vdisk']['id']")
+vd vdisk attach "$VQ" h1 --epoch 1
+cl_check "B: h1 owns the disk under epoch 2" [ "$(j "(r['vdisk']['owner'], r['vdisk']['epoch'])")" = "('h1', 2)" ]
 lose three h3
 hf_log "B: h3 lost: $(votes)"
 cl_check "B: losing one host leaves it quorate (3 of 4; wait_for_all is not applied again)" \
@@ -116,21 +131,17 @@ cl_check "B: the quorum history ends not quorate" cl_true "not s['quorum']['hist
 hf_log "B: quorum history: $(cl_q "[(x['quorate'], x['reason'], x['host'], x['present']) for x in s['quorum']['history']]")"
 hf_log "B: events: $(cl_q "[(e['kind'], e['host']) for e in s['events']]")"
 
-# No ownership change without quorum. The coordinator has no ownership operation on its
-# control socket yet (cluster_token_create, cluster_status, cluster_host_remove): the
-# shared-volume catalog (csv-coord/catalog.c) refuses a change without quorum (-EPERM) but no
-# command reaches it. Ask for one and require a refusal either way; when a transfer command
-# lands, this is where it must be refused for want of quorum.
-SOCK=$HF_WORK/data-three/holdfastd.sock
-for cmd in cluster_owner_set cluster_volume_move cluster_move; do
-	r=$(hf_ctl "$SOCK" "{\"cmd\":\"$cmd\",\"volume\":\"v1\",\"owner\":\"h1\"}" 2>&1 || true)
-	hf_log "B: $cmd while not quorate: $r"
-	cl_check "B: $cmd is refused while not quorate" grep -q '"error"' <<<"$r"
-done
-# The target's own primitive, lun_access, takes any epoch from whoever holds the control
-# socket: it is for the catalog, which must check quorum itself. Recorded, not judged here.
-r=$(hf_ctl "$SOCK" "{\"cmd\":\"lun_access\",\"target\":\"$CL_IQN\",\"lun\":0,\"epoch\":7,\"owners\":[\"iqn.2026-11.org.holdfast:three-h1\"],\"members\":[]}" 2>&1 || true)
-hf_log "B: NOTE target lun_access while not quorate (not gated by quorum): $r"
+# No ownership change without quorum: the coordinator refuses to move the disk (h1 still
+# holds its lease, so only quorum stands in the way) and to make a new one.
+vd vdisk transfer "$VQ" h1 h1 --epoch 2 || true
+cl_check "B: a transfer is refused while not quorate (no_quorum)" \
+	[ "$VD_RC" = 1 -a "$(j "r.get('code')")" = no_quorum ]
+vd vdisk create poolq vq2 16M || true
+cl_check "B: a create is refused while not quorate (no_quorum)" \
+	[ "$VD_RC" = 1 -a "$(j "r.get('code')")" = no_quorum ]
+vd vdisk list
+cl_check "B: the disk is still h1's under epoch 2" \
+	[ "$(j "[(v['owner'], v['epoch']) for v in r['vdisks'] if v['id'] == '$VQ']")" = "[('h1', 2)]" ]
 cl_check "B: the surviving host h1 keeps its lease without quorum" cl_true "h['h1']['state'] == 'live'"
 
 [ "$cl_fail" = 0 ] || hf_die "cluster quorum: failures above; logs in $HF_WORK"
