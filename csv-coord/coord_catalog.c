@@ -18,12 +18,13 @@
 #include "csv-coord/catalog.h"
 #include "lib/log.h"
 
-#define CC_RETRY_NS	1000000000LL
-#define CC_BLOCK_SIZE	512
-#define CC_LIST_MAX	4096
-#define CC_POOLS_MAX	256
-#define CC_ATTACHED_MAX 64
-#define CC_SIG_MAX	(COORD_HOSTS_MAX * AGENT_MAX_IQNS * (AGENT_IQN_MAX + 2) + 1)
+#define CC_RETRY_NS	 1000000000LL
+#define CC_BLOCK_SIZE	 512
+#define CC_LIST_MAX	 4096
+#define CC_POOLS_MAX	 256
+#define CC_ATTACHED_MAX	 64
+#define CC_SIG_MAX	 (COORD_HOSTS_MAX * AGENT_MAX_IQNS * (AGENT_IQN_MAX + 2) + 1)
+#define CC_POOL_CHECK_NS 1000000000LL /* how often the pools' free space is looked at */
 
 enum op_kind {
 	OP_CREATE,
@@ -69,6 +70,14 @@ static struct {
 	struct sync *syncs;
 	char *sig; /* the member initiators the last policies were made with */
 	struct catalog_req batch[CATALOG_BATCH_MAX];
+	/* The free-space alert of each pool as last seen, so that an event is logged only when
+	 * it turns on or off, not at every look. */
+	struct {
+		int64_t id;
+		bool alert;
+	} alerts[CC_POOLS_MAX];
+	unsigned nalerts;
+	int64_t pool_check_ns; /* the next periodic look */
 } cc;
 
 static int64_t mono_ns(void)
@@ -385,6 +394,59 @@ static void sync_all(bool add)
 			sync_add(list[i].id, add);
 }
 
+/* ---- the free-space alert ---- */
+
+static void pool_alert_event(const struct catalog_pool *p, const struct catalog_pool_usage *u)
+{
+	enum coord_event_kind kind = u->alert ? COORD_EV_POOL_ALERT : COORD_EV_POOL_ALERT_CLEARED;
+	double pct = u->capacity ? (double)u->free * 100.0 / (double)u->capacity : 0.0;
+	char text[COORD_EVENT_TEXT];
+
+	snprintf(text, sizeof(text),
+		 "pool %s: %llu bytes free of %llu (%.1f%%), %s the alert "
+		 "threshold of %u%%",
+		 p->name, (unsigned long long)u->free, (unsigned long long)u->capacity, pct,
+		 u->alert ? "at or below" : "back above", p->alert_pct);
+	if (cc.env.event)
+		cc.env.event(kind, NULL, text);
+	else if (u->alert)
+		log_warnx("coord: %s: %s", coord_event_kind_name(kind), text);
+	else
+		log_info("coord: %s: %s", coord_event_kind_name(kind), text);
+}
+
+/* Look at every pool's free space and report each alert that turned on or off since the last
+ * look. A pool seen for the first time counts as not alerting before, so a pool that is
+ * already short of space reports it once. Pools that are gone are forgotten. */
+static void pools_check(void)
+{
+	static struct catalog_pool pools[CC_POOLS_MAX];
+	struct catalog_pool_usage u;
+	char err[CATALOG_ERR_MAX];
+	unsigned nalerts = 0, i, k;
+	bool was;
+	int n;
+
+	n = catalog_pool_list(cc.cat, pools, CC_POOLS_MAX);
+	if (n < 0)
+		return;
+	for (i = 0; i < (unsigned)n && i < CC_POOLS_MAX; i++) {
+		was = false;
+		for (k = 0; k < cc.nalerts; k++)
+			if (cc.alerts[k].id == pools[i].id)
+				was = cc.alerts[k].alert;
+		/* A pool whose usage cannot be read keeps its last state. */
+		if (catalog_pool_usage(cc.cat, pools[i].id, &u, err, sizeof(err)) < 0)
+			u.alert = was;
+		else if (u.alert != was)
+			pool_alert_event(&pools[i], &u);
+		/* In list order, which is by id, so the table is rebuilt in place. */
+		cc.alerts[nalerts].id = pools[i].id;
+		cc.alerts[nalerts++].alert = u.alert;
+	}
+	cc.nalerts = nalerts;
+}
+
 void coord_catalog_tick(int64_t now_ns)
 {
 	struct sync *s, *next;
@@ -406,6 +468,11 @@ void coord_catalog_tick(int64_t now_ns)
 		next = s->next;
 		if (!s->inflight && now_ns >= s->retry_ns)
 			sync_run(s);
+	}
+	/* Hosts fill a pool by writing, which the catalog never sees, so this is periodic. */
+	if (now_ns >= cc.pool_check_ns) {
+		cc.pool_check_ns = now_ns + CC_POOL_CHECK_NS;
+		pools_check();
 	}
 }
 
@@ -707,6 +774,8 @@ void coord_catalog_flush(void)
 		/* Answers may free ops and queue none: list[] holds what this batch took. */
 		for (i = 0; i < nops; i++)
 			op_committed(list[i]);
+		/* Creates and extends take space (or promise it): look at once. */
+		pools_check();
 	}
 }
 

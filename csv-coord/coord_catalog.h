@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "csv-coord/coord_event.h"
 #include "csv-coord/coord_hosts.h"
 #include "csv-coord/quorum.h"
 #include "lib/config.h"
@@ -28,6 +29,9 @@ struct coord_catalog_env {
 	int (*relay)(json_t *req, coord_catalog_reply_fn cb, void *ctx);
 	/* Answer control request ctl_id with o (taken). */
 	void (*reply)(uint32_t ctl_id, json_t *o);
+	/* Record an event in the coordinator's log (a pool's free-space alert turning on or
+	 * off); NULL: the catalog part only logs it. */
+	void (*event)(enum coord_event_kind kind, const char *host, const char *text);
 };
 
 /* Open (and reconcile) the catalog in the data folder. A failure is logged and leaves the
@@ -45,8 +49,9 @@ bool coord_catalog_handles(const char *cmd);
 void coord_catalog_request(uint32_t ctl_id, const char *cmd, json_t *req);
 /* Commit what the requests of this loop iteration queued, in one catalog_commit(). */
 void coord_catalog_flush(void);
-/* Periodic: retries of exports and access policies the target has not taken yet, and a new
- * access policy for every disk when the cluster's member initiators changed. */
+/* Periodic: retries of exports and access policies the target has not taken yet, a new
+ * access policy for every disk when the cluster's member initiators changed, and once a second
+ * the pools' free space (an event when a pool's alert turns on or off). */
 void coord_catalog_tick(int64_t now_ns);
 
 #endif

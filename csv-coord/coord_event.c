@@ -60,6 +60,10 @@ const char *coord_event_kind_name(enum coord_event_kind k)
 		return "refused";
 	case COORD_EV_FENCE_FAILED:
 		return "fence_failed";
+	case COORD_EV_POOL_ALERT:
+		return "pool_alert";
+	case COORD_EV_POOL_ALERT_CLEARED:
+		return "pool_alert_cleared";
 	default:
 		return "unknown";
 	}

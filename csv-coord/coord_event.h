@@ -20,6 +20,8 @@ enum coord_event_kind {
 	COORD_EV_REMOVED,
 	COORD_EV_REFUSED, /* a join or connection was refused */
 	COORD_EV_FENCE_FAILED,
+	COORD_EV_POOL_ALERT,	     /* a pool's free space fell to its alert threshold */
+	COORD_EV_POOL_ALERT_CLEARED, /* and rose above it again */
 };
 
 struct coord_event {

@@ -157,7 +157,8 @@ static void event(enum coord_event_kind kind, const char *host, const char *fmt,
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
 	coord_events_add(&co.ev, now_ns(), wall_ms(), kind, host, text);
-	if (kind == COORD_EV_REFUSED || kind == COORD_EV_FENCE_FAILED || kind == COORD_EV_LOST)
+	if (kind == COORD_EV_REFUSED || kind == COORD_EV_FENCE_FAILED || kind == COORD_EV_LOST ||
+	    kind == COORD_EV_POOL_ALERT)
 		log_warnx("coord: %s%s%s: %s", coord_event_kind_name(kind), host ? " " : "",
 			  host ? host : "", text);
 	else
@@ -249,6 +250,12 @@ static struct pending *relay(json_t *req, enum pend_kind kind, uint32_t host_id,
 	p->next = co.pend;
 	co.pend = p;
 	return p;
+}
+
+/* The catalog part's events (a pool's free-space alert) go to the same log as ours. */
+static void catalog_event(enum coord_event_kind kind, const char *host, const char *text)
+{
+	event(kind, host, "%s", text);
 }
 
 /* The catalog part's requests to the target (csv-coord/coord_catalog.h). */
@@ -1767,7 +1774,7 @@ int coord_main(const struct hf_config *cfg, int parent_fd)
 		 * cannot be opened leaves the pool and vdisk commands answering an error. */
 		struct coord_catalog_env env = {
 			.cfg = cfg, .hosts = &co.hosts, .q = &co.q, .relay = catalog_relay,
-			.reply = ctl_reply};
+			.reply = ctl_reply, .event = catalog_event};
 
 		coord_catalog_open(&env);
 	}
