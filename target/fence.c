@@ -23,6 +23,7 @@ struct fence {
 };
 
 static struct fence *fences;
+static const struct abort_answer fenced_answer = {SCSI_STATUS_RESERVATION_CONFLICT, NULL};
 
 static struct fence *fence_find_locked(const char *host)
 {
@@ -147,6 +148,11 @@ int tgt_fence(const char *host, const char *const *initiators, size_t n, uint32_
 	w->match = fence_match;
 	w->on_session = fence_on_session;
 	w->finish = fence_finish;
+	/* The host's commands in flight end as its later writes do, rather than leaving its
+	 * initiator to wait for them until its own timeout. A write still held before the
+	 * medium is taken back; one already on the medium may land, which SCSI allows for a
+	 * command that ends in error (its blocks are indeterminate to the initiator). */
+	w->answer = &fenced_answer;
 	/* Every worker flags and aborts its sessions of the host, then notes the time. */
 	tmf_abort_everywhere(NULL, NULL, w);
 	for (int i = 0; i < tgt_global.nworkers; i++) {

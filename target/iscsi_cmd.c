@@ -90,6 +90,17 @@ void task_free(struct task *t)
  * asked waits for it. Any other task is gone at once. */
 static void cmd_send_response(struct task *t);
 
+static void task_set_abort_answer(struct task *t)
+{
+	const struct abort_answer *a = t->abort_answer;
+
+	if (a->sense)
+		scsi_task_set_sense(&t->st, a->sense->key, a->sense->asc, a->sense->ascq);
+	else
+		t->st.status = a->status;
+	t->st.in_len = 0;
+}
+
 void task_abort(struct task *t, struct tmf_wait *w)
 {
 	t->aborted = true;
@@ -115,14 +126,13 @@ void task_abort(struct task *t, struct tmf_wait *w)
 		t->conn->rx_task = NULL;
 		t->conn->rx_discard = true;
 	}
-	if (t->abort_sense && t->conn->state == CONN_FFP) {
-		/* An abort that answers (the LUN went away): the command ends with its
-		 * sense now; Data-Out still on the way finds no task and is dropped. */
+	if (t->abort_answer && t->conn->state == CONN_FFP) {
+		/* An abort that answers (the LUN went away, the host was fenced): the
+		 * command ends now; Data-Out still on the way finds no task and is dropped. */
 		if (t->state == TASK_QUEUED && t->conn->session)
 			pending_remove(t->conn->session, t);
 		t->state = TASK_SENDING;
-		scsi_task_set_sense(&t->st, t->abort_sense->key, t->abort_sense->asc,
-				    t->abort_sense->ascq);
+		task_set_abort_answer(t);
 		cmd_send_response(t);
 		if (t->tx_refs == 0)
 			task_free(t);
@@ -221,11 +231,9 @@ static void cmd_scsi_done(struct scsi_task *st)
 	struct task *t = st->priv;
 
 	t->state = TASK_SENDING;
-	if (t->aborted && t->abort_sense && t->conn->state == CONN_FFP) {
-		/* Aborted by an event that answers (the LUN went away), not by an initiator. */
-		scsi_task_set_sense(st, t->abort_sense->key, t->abort_sense->asc,
-				    t->abort_sense->ascq);
-		st->in_len = 0;
+	if (t->aborted && t->abort_answer && t->conn->state == CONN_FFP) {
+		/* Aborted by an event that answers, not by an initiator. */
+		task_set_abort_answer(t);
 	} else if (t->aborted || t->conn->state == CONN_CLOSING) {
 		task_free(t);
 		return;

@@ -149,7 +149,7 @@ void tmf_abort_lun_local(struct worker *w, struct scsi_lun *lun, struct tmf_wait
 		for (t = c->tasks; t; t = next) {
 			next = t->anext;
 			if (task_on_lun(t, lun) && t != wait->spare && !t->aborted) {
-				t->abort_sense = wait->answer;
+				t->abort_answer = wait->answer;
 				task_abort(t, wait);
 				aborted++;
 			}

@@ -127,6 +127,8 @@ err_unlock:
 	return rc;
 }
 
+static const struct abort_answer lun_gone = {SCSI_STATUS_CHECK_CONDITION, &SENSE_LUN_NOT_SUPPORTED};
+
 /* The removal's rendezvous with the workers' abort sweep. */
 struct lunmap_sweep {
 	pthread_mutex_t lock;
@@ -180,7 +182,7 @@ int tgt_lun_remove(const char *iqn, uint64_t lun)
 	w->lun = dev;
 	w->finish = lunmap_sweep_done;
 	/* The initiators' commands on it end with the answer every later command gets. */
-	w->answer = &SENSE_LUN_NOT_SUPPORTED;
+	w->answer = &lun_gone;
 	tmf_abort_everywhere(NULL, dev, w);
 	tmf_wait_put(w);
 	pthread_mutex_lock(&ls.lock);

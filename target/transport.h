@@ -132,8 +132,8 @@ struct tmf_wait {
 	uint8_t response;
 	int target_index; /* only sessions of this target; -1: every target */
 	bool cold_reset;
-	struct task *spare;		 /* never aborted (the command that asked) */
-	const struct scsi_sense *answer; /* aborted commands end with this sense; NULL: silently */
+	struct task *spare;		   /* never aborted (the command that asked) */
+	const struct abort_answer *answer; /* how aborted commands end; NULL: silently */
 	/* Which sessions the sweep reaches (NULL: all of the target), and what happens to
 	 * each one after its tasks were aborted (NULL: nothing). */
 	bool (*match)(const struct tmf_wait *w, const struct session *s);
@@ -145,6 +145,13 @@ struct tmf_wait {
 	struct scsi_lun *lun; /* the sweep's LUN; NULL: every LUN */
 	int pending;	      /* workers and tasks still draining, guarded by lock */
 	pthread_mutex_t lock;
+};
+
+/* How a command aborted by an event (not by its initiator) is answered: a status, and for
+ * CHECK CONDITION its sense. */
+struct abort_answer {
+	uint8_t status;
+	const struct scsi_sense *sense;
 };
 
 enum task_state {
@@ -174,9 +181,9 @@ struct task {
 	uint32_t burst_offset;
 	int outstanding_r2t;
 	bool aborted;
-	/* Set when an abort answers the command (CHECK CONDITION with this sense) instead of
-	 * ending it silently as task management does. */
-	const struct scsi_sense *abort_sense;
+	/* Set when an abort answers the command instead of ending it silently as task
+	 * management does. */
+	const struct abort_answer *abort_answer;
 	bool delivered;	 /* its CmdSN turn came: it is in the task set */
 	bool pdu_in;	 /* the SCSI Command PDU (with immediate data) is in */
 	bool too_big;	 /* EDTL beyond what we buffer: fails with CHECK CONDITION */
