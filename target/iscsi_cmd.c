@@ -52,6 +52,35 @@ struct task *task_find(struct conn *c, uint32_t itt)
 	return NULL;
 }
 
+static bool sn_gone(const struct session *s, uint32_t sn)
+{
+	uint32_t i = sn % TGT_CMD_WINDOW;
+
+	return s->sn_gone[i / 8] & (1u << (i % 8));
+}
+
+void cmd_sn_consume(struct session *s, uint32_t sn)
+{
+	uint32_t i = sn % TGT_CMD_WINDOW;
+
+	if (iscsi_sn_lt(sn, s->expcmdsn) || iscsi_sn_lt(s->maxcmdsn, sn))
+		return;
+	s->sn_gone[i / 8] |= 1u << (i % 8);
+}
+
+/* ExpCmdSN moves past the numbers that were used up. */
+static void sn_skip_gone(struct session *s)
+{
+	while (sn_gone(s, s->expcmdsn)) {
+		uint32_t i = s->expcmdsn % TGT_CMD_WINDOW;
+
+		s->sn_gone[i / 8] &= ~(1u << (i % 8));
+		s->expcmdsn++;
+	}
+}
+
+/* An early command leaves the queue without running: its CmdSN is used up all the same,
+ * or ExpCmdSN would stop at it and every later command would wait for ever. */
 static void pending_remove(struct session *s, struct task *t)
 {
 	struct task **pp;
@@ -59,6 +88,7 @@ static void pending_remove(struct session *s, struct task *t)
 	for (pp = &s->pending; *pp; pp = &(*pp)->qnext)
 		if (*pp == t) {
 			*pp = t->qnext;
+			cmd_sn_consume(s, t->cmdsn);
 			break;
 		}
 }
@@ -317,9 +347,12 @@ static void cmd_progress(struct task *t)
 
 void cmd_run_pending(struct session *s)
 {
-	while (s->pending && s->pending->cmdsn == s->expcmdsn) {
+	for (;;) {
 		struct task *t = s->pending;
 
+		sn_skip_gone(s);
+		if (!t || t->cmdsn != s->expcmdsn)
+			break;
 		s->pending = t->qnext;
 		t->state = TASK_DATA_OUT;
 		t->delivered = true;
@@ -347,8 +380,14 @@ bool cmd_check_sn(struct conn *c, const struct iscsi_pdu *p, bool *deliver)
 			  s->expcmdsn, s->maxcmdsn);
 		return false;
 	}
+	if (sn_gone(s, p->cmdsn)) {
+		log_debug("%s: %s: CmdSN %u was aborted before it arrived, ignored", __func__,
+			  c->peer, p->cmdsn);
+		return false;
+	}
 	if (p->cmdsn == s->expcmdsn) {
 		s->expcmdsn++;
+		sn_skip_gone(s);
 		return true;
 	}
 	*deliver = false;

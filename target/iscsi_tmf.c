@@ -244,6 +244,19 @@ void tgt_pr_abort(struct scsi_pr_abort *req)
 	tmf_wait_put(w);
 }
 
+/* Does RefCmdSN name a command inside the window, before the TMF's own CmdSN, that has not
+ * arrived yet? (Arrived early ones are in the pending queue and found by their tag.) */
+static bool tmf_ref_not_yet_received(const struct session *s, const struct iscsi_pdu *p)
+{
+	if (iscsi_sn_lt(p->refcmdsn, s->expcmdsn) || !iscsi_sn_lt(p->refcmdsn, p->cmdsn) ||
+	    iscsi_sn_lt(s->maxcmdsn, p->refcmdsn))
+		return false;
+	for (const struct task *t = s->pending; t; t = t->qnext)
+		if (t->cmdsn == p->refcmdsn)
+			return false; /* it arrived, under another tag */
+	return true;
+}
+
 void tmf_request(struct conn *c, const struct iscsi_pdu *p)
 {
 	struct session *s = c->session;
@@ -262,10 +275,16 @@ void tmf_request(struct conn *c, const struct iscsi_pdu *p)
 		t = tmf_find_task(s, p->rtt);
 		/* A task whose response is already on its way is complete: as far as the
 		 * initiator can tell there is nothing left to abort. */
-		if (!t || t->state == TASK_SENDING || t->aborted)
+		if (!t && tmf_ref_not_yet_received(s, p)) {
+			/* RFC 7143 11.5.1 b): the command has not arrived; its CmdSN counts
+			 * as received and the command, when it comes, is not run. */
+			cmd_sn_consume(s, p->refcmdsn);
+			cmd_run_pending(s);
+		} else if (!t || t->state == TASK_SENDING || t->aborted) {
 			w->response = ISCSI_TMF_RSP_NO_TASK;
-		else
+		} else {
 			task_abort(t, w);
+		}
 		break;
 	case ISCSI_TMF_ABORT_TASK_SET:
 	case ISCSI_TMF_CLEAR_TASK_SET:

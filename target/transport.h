@@ -299,6 +299,11 @@ struct session {
 	uint32_t expcmdsn;
 	uint32_t maxcmdsn;
 	struct task *pending; /* out-of-order commands, sorted by CmdSN */
+	/* CmdSNs inside the window that were used up without running: an early command that
+	 * was aborted, or a RefCmdSN an ABORT TASK named before its command arrived (RFC 7143
+	 * 11.5.1). ExpCmdSN steps over them. Bit sn % TGT_CMD_WINDOW: the window never spans
+	 * more than TGT_CMD_WINDOW numbers. */
+	uint8_t sn_gone[TGT_CMD_WINDOW / 8];
 	bool dying;
 	int refs; /* see session_put() */
 	uint64_t created_ns;
@@ -335,6 +340,8 @@ void cmd_scsi(struct conn *c, const struct iscsi_pdu *p);
 void cmd_data_out(struct conn *c, const struct iscsi_pdu *p);
 void cmd_data_done(struct conn *c, struct task *t);
 void cmd_run_pending(struct session *s);
+/* CmdSN sn will never run: count it as received, so ExpCmdSN does not stop at it. */
+void cmd_sn_consume(struct session *s, uint32_t sn);
 bool cmd_check_sn(struct conn *c, const struct iscsi_pdu *p, bool *deliver);
 struct task *task_find(struct conn *c, uint32_t itt);
 void task_free(struct task *t);

@@ -993,6 +993,63 @@ def abort_task_of_unknown_itt_is_task_does_not_exist():
 
 
 @test
+def abort_of_an_early_command_leaves_no_cmdsn_hole():
+    # An early command (CmdSN n + 1 before n) aborted while it waits for its turn still
+    # uses up its CmdSN: once n arrives, ExpCmdSN goes past n + 1 and n + 2 runs.
+    c = open_session(T_TMF)
+    try:
+        s = c.session
+        n = s.cmdsn
+        itt_early = s.next_itt()
+        c.send(raw.scsi_cmd_bhs(itt_early, (n + 1) & 0xFFFFFFFF, c.expstatsn, raw.CDB_TUR, 0))
+        check(c.silent_for(0.3) is None, "CmdSN %d ran before CmdSN %d" % (n + 1, n))
+        s.cmdsn = (n + 2) & 0xFFFFFFFF
+        r = raw.tmf(c, raw.TMF_ABORT_TASK, rtt=itt_early, refcmdsn=(n + 1) & 0xFFFFFFFF)
+        eq(r.response, 0, "ABORT TASK of the early command (11.6.1: Function complete)")
+        itt_first = s.next_itt()
+        c.send(raw.scsi_cmd_bhs(itt_first, n, c.expstatsn, raw.CDB_TUR, 0))
+        p = c.recv(3)
+        eq((p.opcode, p.itt, p.status), (raw.OP_SCSI_RSP, itt_first, 0), "TUR with CmdSN n")
+        good(raw.tur(c), "TUR with CmdSN n + 2")
+        eq(s.expcmdsn, (n + 3) & 0xFFFFFFFF, "ExpCmdSN after the hole")
+    finally:
+        c.close()
+
+
+@test
+def abort_of_a_command_not_yet_arrived_uses_up_its_cmdsn():
+    # RFC 7143 11.5.1 b): RefCmdSN inside the window and below the TMF's CmdSN, no such
+    # task: Function complete, the CmdSN counts as received, and the command is not run
+    # when it comes. Here CmdSN n + 1 is aborted while n is still missing.
+    c = open_session(T_TMF)
+    try:
+        old = pattern(b"kept", BS)
+        good(raw.write10(c, 600, old), "first WRITE")
+        s = c.session
+        n = s.cmdsn
+        itt_late = s.next_itt()
+        s.cmdsn = (n + 2) & 0xFFFFFFFF
+        r = raw.tmf(c, raw.TMF_ABORT_TASK, rtt=itt_late, refcmdsn=(n + 1) & 0xFFFFFFFF)
+        eq(r.response, 0, "ABORT TASK of a command not yet arrived")
+        h = raw.scsi_cmd_bhs(itt_late, (n + 1) & 0xFFFFFFFF, c.expstatsn,
+                             raw.cdb_write10(600, 1), BS, write=True, data_len=BS)
+        c.send(h, pattern(b"late", BS))
+        itt_first = s.next_itt()
+        c.send(raw.scsi_cmd_bhs(itt_first, n, c.expstatsn, raw.CDB_TUR, 0))
+        p = c.recv(3)
+        eq((p.opcode, p.itt, p.status), (raw.OP_SCSI_RSP, itt_first, 0), "TUR with CmdSN n")
+        p = c.silent_for(0.5)
+        check(p is None, "the aborted command ran when it came: %r" % p)
+        good(raw.tur(c), "TUR with CmdSN n + 2")
+        rd = raw.read10(c, 600, 1)
+        good(rd, "READ(10) afterwards")
+        eq(bytes(rd.data), old, "data after the late WRITE")
+        eq(s.expcmdsn, s.cmdsn, "ExpCmdSN")
+    finally:
+        c.close()
+
+
+@test
 def lun_reset_of_unmapped_lun_is_lun_does_not_exist():
     c = open_session(T_TMF)
     try:
