@@ -602,6 +602,21 @@ static void op_send_access(struct op *o)
 	send_target(access_req(&v), op_on_access, o);
 }
 
+/* Take back a disk just made (never exported, never answered). A host's create made it owned;
+ * the catalog deletes only unowned disks, so the owner is released first. */
+static int drop_new_disk(const struct catalog_vdisk *v, char *err, size_t errlen)
+{
+	uint64_t epoch = v->epoch;
+	int rc = 0;
+
+	if (v->owner != CATALOG_NO_HOST)
+		rc = catalog_vdisk_transfer(cc.cat, v->id, v->owner, CATALOG_NO_HOST, v->epoch,
+					    true, &epoch, err, errlen);
+	if (!rc)
+		rc = catalog_vdisk_delete(cc.cat, v->id, epoch, true, err, errlen);
+	return rc;
+}
+
 /* A new disk (create or clone) at the target: lun_add, then its policy. When the target does
  * not export it, the disk is deleted again: an answer of failure must leave nothing behind. */
 static void op_on_add(void *ctx, json_t *r)
@@ -613,7 +628,7 @@ static void op_on_add(void *ctx, json_t *r)
 
 	if (e) {
 		if (catalog_vdisk_get(cc.cat, o->vid, &v) == 0 &&
-		    catalog_vdisk_delete(cc.cat, o->vid, v.epoch, true, err, sizeof(err)) < 0)
+		    drop_new_disk(&v, err, sizeof(err)) < 0)
 			log_warnx("coord: vdisk %s: cannot delete it after the failed export: %s",
 				  o->vid, err);
 		op_fail(o, -EIO, "the target did not export the disk: %s", e);
@@ -649,7 +664,7 @@ static int skip_configured_luns(struct op *o)
 	int rc;
 
 	while (lun_configured(v->target_iqn, v->lun)) {
-		rc = catalog_vdisk_delete(cc.cat, v->id, v->epoch, true, err, sizeof(err));
+		rc = drop_new_disk(v, err, sizeof(err));
 		if (!rc)
 			rc = catalog_vdisk_create(cc.cat, &spec, true, v, err, sizeof(err));
 		if (rc) {
