@@ -1,6 +1,7 @@
 /* Catalog messages to the catalog part's JSON and back (agent_catalog.h). */
 #include "csv-coord/agent_catalog.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -154,22 +155,24 @@ static bool info_of(json_t *v, const char *host_name, struct agent_vdisk_info *i
 	return i->state != 0;
 }
 
+/* Does the encoder take m? What it refuses must not be sent half-way through an answer. */
+static bool encodes(struct agent_msg *m)
+{
+	static uint8_t scratch[AGENT_PROTO_MAX_FRAME];
+	size_t len;
+
+	m->version = AGENT_PROTO_VERSION_MAX;
+	return agent_proto_encode(m, scratch, sizeof(scratch), &len) == 0;
+}
+
 /* Give m to emit if the encoder takes it; else an ERROR INTERNAL in its place, so that the
  * agent always gets an answer it can read. */
 static void emit_checked(struct agent_msg *m, uint8_t req_type, agent_catalog_emit_fn emit,
 			 void *ctx)
 {
-	static uint8_t scratch[AGENT_PROTO_MAX_FRAME];
-	uint32_t id = m->request_id;
-	size_t len;
-
-	m->version = AGENT_PROTO_VERSION_MAX;
-	if (agent_proto_encode(m, scratch, sizeof(scratch), &len) == 0) {
-		emit(ctx, m);
-		return;
-	}
-	agent_proto_make_error(m, id, AGENT_E_INTERNAL, req_type,
-			       "the box's answer does not fit the agent protocol");
+	if (!encodes(m))
+		agent_proto_make_error(m, m->request_id, AGENT_E_INTERNAL, req_type,
+				       "the box's answer does not fit the agent protocol");
 	emit(ctx, m);
 }
 
@@ -210,9 +213,11 @@ unsigned agent_catalog_reply(uint8_t req_type, uint32_t req_id, const char *host
 			memset(&m, 0, sizeof(m));
 			m.type = AGENT_MSG_VDISK_INFO;
 			m.request_id = req_id;
-			if (!info_of(v, host_name, &m.u.vd_info))
-				continue; /* counted out: VDISK_LIST_END says how many came */
-			emit_checked(&m, req_type, emit, ctx);
+			/* A disk the protocol cannot carry is left out, and counted out:
+			 * VDISK_LIST_END says how many came. */
+			if (!info_of(v, host_name, &m.u.vd_info) || !encodes(&m))
+				continue;
+			emit(ctx, &m);
 			sent++;
 		}
 		memset(&m, 0, sizeof(m));
