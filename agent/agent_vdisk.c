@@ -12,7 +12,8 @@
 #include "csv-coord/catalog.h"
 #include "lib/config.h"
 
-static int bad(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int bad(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 static int bad(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -51,11 +52,13 @@ struct verb {
 
 static const struct verb verbs[] = {
 	{"vdisk", "list", AGENT_MSG_VDISK_LIST, 0, false, "vdisk list [--pool POOL]"},
-	{"vdisk", "create", AGENT_MSG_VDISK_CREATE, 3, false, "vdisk create POOL NAME SIZE [--vm VM]"},
+	{"vdisk", "create", AGENT_MSG_VDISK_CREATE, 3, false,
+	 "vdisk create POOL NAME SIZE [--vm VM]"},
 	{"vdisk", "extend", AGENT_MSG_VDISK_EXTEND, 2, true, "vdisk extend ID SIZE --epoch N"},
 	{"vdisk", "attach", AGENT_MSG_VDISK_ATTACH, 1, true, "vdisk attach ID --epoch N"},
 	{"vdisk", "detach", AGENT_MSG_VDISK_DETACH, 1, true, "vdisk detach ID --epoch N"},
-	{"vdisk", "transfer", AGENT_MSG_VDISK_TRANSFER, 2, true, "vdisk transfer ID HOST --epoch N"},
+	{"vdisk", "transfer", AGENT_MSG_VDISK_TRANSFER, 2, true,
+	 "vdisk transfer ID HOST --epoch N"},
 	{"vdisk", "delete", AGENT_MSG_VDISK_DELETE, 1, true, "vdisk delete ID --epoch N"},
 	{"vdisk", "clone", AGENT_MSG_VDISK_CLONE, 2, true, "vdisk clone ID NAME --epoch N"},
 	{"pool", "add", AGENT_MSG_POOL_ADD, 2, false, "pool add NAME PATH"},
@@ -94,7 +97,8 @@ int agent_vdisk_parse(int argc, char **argv, struct agent_vdisk_cmd *cmd, char *
 		return bad(err, errlen, "unknown command '%s %s'", argv[0], argv[1]);
 	optind = 0; /* glibc: start afresh, also for a second parse in one process */
 	opterr = 0;
-	while ((c = getopt_long(argc - 1, argv + 1, "+:v", opts, NULL)) != -1 || optind < argc - 1) {
+	while ((c = getopt_long(argc - 1, argv + 1, "+:v", opts, NULL)) != -1 ||
+	       optind < argc - 1) {
 		if (c == -1) {
 			/* An operand: keep it and go on with the options after it. */
 			if (npos == 4)
@@ -139,10 +143,12 @@ int agent_vdisk_parse(int argc, char **argv, struct agent_vdisk_cmd *cmd, char *
 	if (npos != vb->nargs)
 		return bad(err, errlen, "usage: holdfast-agent %s --state-dir DIR", vb->usage);
 	if (!cmd->state_dir)
-		return bad(err, errlen, "--state-dir DIR is needed (the folder holdfast-agent join "
-					"made)");
+		return bad(err, errlen,
+			   "--state-dir DIR is needed (the folder holdfast-agent join "
+			   "made)");
 	if (vb->epoch && !epoch)
-		return bad(err, errlen, "--epoch N is needed: the disk's epoch as vdisk list shows it");
+		return bad(err, errlen,
+			   "--epoch N is needed: the disk's epoch as vdisk list shows it");
 	if (!vb->epoch && epoch)
 		return bad(err, errlen, "%s %s takes no --epoch", vb->group, vb->name);
 	if (pool && vb->type != AGENT_MSG_VDISK_LIST)
@@ -160,12 +166,12 @@ int agent_vdisk_parse(int argc, char **argv, struct agent_vdisk_cmd *cmd, char *
 	switch (vb->type) {
 	case AGENT_MSG_VDISK_LIST:
 		if (pool)
-			r = name_arg(m->u.vd_list.pool, sizeof(m->u.vd_list.pool), pool, "a pool name",
-				     err, errlen);
+			r = name_arg(m->u.vd_list.pool, sizeof(m->u.vd_list.pool), pool,
+				     "a pool name", err, errlen);
 		break;
 	case AGENT_MSG_VDISK_CREATE:
-		r = name_arg(m->u.vd_create.pool, sizeof(m->u.vd_create.pool), pos[0], "a pool name",
-			     err, errlen);
+		r = name_arg(m->u.vd_create.pool, sizeof(m->u.vd_create.pool), pos[0],
+			     "a pool name", err, errlen);
 		if (!r)
 			r = name_arg(m->u.vd_create.name, sizeof(m->u.vd_create.name), pos[1],
 				     "a disk name", err, errlen);
@@ -184,7 +190,8 @@ int agent_vdisk_parse(int argc, char **argv, struct agent_vdisk_cmd *cmd, char *
 				     errlen);
 		break;
 	default:
-		r = name_arg(m->u.vd_op.id, sizeof(m->u.vd_op.id), pos[0], "a disk id", err, errlen);
+		r = name_arg(m->u.vd_op.id, sizeof(m->u.vd_op.id), pos[0], "a disk id", err,
+			     errlen);
 		if (!r && vb->type == AGENT_MSG_VDISK_EXTEND) {
 			r = size_arg(pos[1], &u, err, errlen);
 			m->u.vd_op.size = u;
@@ -193,8 +200,8 @@ int agent_vdisk_parse(int argc, char **argv, struct agent_vdisk_cmd *cmd, char *
 			r = name_arg(m->u.vd_op.to_host, sizeof(m->u.vd_op.to_host), pos[1],
 				     "a host name", err, errlen);
 		if (!r && vb->type == AGENT_MSG_VDISK_CLONE)
-			r = name_arg(m->u.vd_op.name, sizeof(m->u.vd_op.name), pos[1], "a disk name",
-				     err, errlen);
+			r = name_arg(m->u.vd_op.name, sizeof(m->u.vd_op.name), pos[1],
+				     "a disk name", err, errlen);
 		break;
 	}
 	return r;
@@ -264,8 +271,7 @@ json_t *agent_vdisk_info_json(const struct agent_vdisk_info *i)
 			 "name", i->name, "pool", i->pool, "size", (json_int_t)i->size, "target",
 			 i->target_iqn, "lun", (json_int_t)i->lun, "owner",
 			 i->owner[0] ? json_string(i->owner) : json_null(), "epoch",
-			 (json_int_t)i->epoch, "state",
-			 state_name(i->state), "attached",
+			 (json_int_t)i->epoch, "state", state_name(i->state), "attached",
 			 i->attached != 0, "vm", i->vm);
 }
 
@@ -277,7 +283,6 @@ void agent_vdisk_print(FILE *f, const struct agent_vdisk_info *i, bool header)
 			"TARGET");
 	fprintf(f, "%-36s  %-16s  %-10s  %14llu  %5u  %-16s  %6llu  %-8s  %-8s  %s\n", i->id,
 		i->name, i->pool, (unsigned long long)i->size, (unsigned)i->lun,
-		i->owner[0] ? i->owner : "-", (unsigned long long)i->epoch,
-		state_name(i->state),
+		i->owner[0] ? i->owner : "-", (unsigned long long)i->epoch, state_name(i->state),
 		i->attached ? "yes" : "no", i->target_iqn);
 }

@@ -25,8 +25,7 @@ struct agent_vdisk_cmd {
 };
 
 /* argv[0] is "vdisk" or "pool". 0, or -EINVAL with a sentence in err. */
-int agent_vdisk_parse(int argc, char **argv, struct agent_vdisk_cmd *cmd, char *err,
-		      size_t errlen);
+int agent_vdisk_parse(int argc, char **argv, struct agent_vdisk_cmd *cmd, char *err, size_t errlen);
 
 /* A short name for a refusal ("forbidden", "stale_epoch", ...), as holdfastctl's codes. */
 const char *agent_vdisk_code_name(unsigned agent_err);

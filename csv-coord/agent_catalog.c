@@ -149,9 +149,9 @@ static bool info_of(json_t *v, const char *host_name, struct agent_vdisk_info *i
 		return false;
 	i->lun = (uint32_t)lun;
 	i->state = state_of(json_string_value(json_object_get(v, "state")));
-	json_array_foreach(hosts, k, h)
-		if (json_is_string(h) && host_name && !strcmp(json_string_value(h), host_name))
-			i->attached = 1;
+	json_array_foreach(hosts, k, h) if (json_is_string(h) && host_name &&
+					    !strcmp(json_string_value(h), host_name)) i->attached =
+		1;
 	return i->state != 0;
 }
 
@@ -209,7 +209,8 @@ unsigned agent_catalog_reply(uint8_t req_type, uint32_t req_id, const char *host
 	switch (req_type) {
 	case AGENT_MSG_VDISK_LIST:
 		list = json_object_get(r, "vdisks");
-		json_array_foreach(list, k, v) {
+		json_array_foreach(list, k, v)
+		{
 			memset(&m, 0, sizeof(m));
 			m.type = AGENT_MSG_VDISK_INFO;
 			m.request_id = req_id;

@@ -75,10 +75,14 @@ static void test_refusals_keep_their_code(void **state)
 		const char *code;
 		enum agent_err err;
 	} cases[] = {
-		{"forbidden", AGENT_E_FORBIDDEN},     {"not_owner", AGENT_E_FORBIDDEN},
-		{"stale_epoch", AGENT_E_STALE_EPOCH}, {"no_quorum", AGENT_E_NO_QUORUM},
-		{"in_use", AGENT_E_IN_USE},	      {"busy", AGENT_E_BUSY},
-		{"io", AGENT_E_INTERNAL},	      {NULL, AGENT_E_INTERNAL},
+		{"forbidden", AGENT_E_FORBIDDEN},
+		{"not_owner", AGENT_E_FORBIDDEN},
+		{"stale_epoch", AGENT_E_STALE_EPOCH},
+		{"no_quorum", AGENT_E_NO_QUORUM},
+		{"in_use", AGENT_E_IN_USE},
+		{"busy", AGENT_E_BUSY},
+		{"io", AGENT_E_INTERNAL},
+		{NULL, AGENT_E_INTERNAL},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -87,9 +91,9 @@ static void test_refusals_keep_their_code(void **state)
 		if (cases[i].code)
 			json_object_set_new(r, "code", json_string(cases[i].code));
 		ngot = 0;
-		assert_int_equal(agent_catalog_reply(AGENT_MSG_VDISK_EXTEND, 31, "kvm1", r, collect,
-						     NULL),
-				 1);
+		assert_int_equal(
+			agent_catalog_reply(AGENT_MSG_VDISK_EXTEND, 31, "kvm1", r, collect, NULL),
+			1);
 		assert_int_equal(got[0].type, AGENT_MSG_ERROR);
 		assert_int_equal(got[0].request_id, 31);
 		assert_int_equal(got[0].u.error.code, cases[i].err);
@@ -210,15 +214,15 @@ static void test_command_line(void **state)
 			       (const char *const[]){"vdisk", "attach", VID, "--epoch", "0",
 						     "--state-dir", "/s", NULL}),
 			 -EINVAL);
-	assert_int_equal(parse(&c, err,
-			       (const char *const[]){"vdisk", "list", "--state-dir", "/s", "extra",
-						     NULL}),
-			 -EINVAL);
+	assert_int_equal(
+		parse(&c, err,
+		      (const char *const[]){"vdisk", "list", "--state-dir", "/s", "extra", NULL}),
+		-EINVAL);
 	assert_int_equal(parse(&c, err, (const char *const[]){"vdisk", "list", NULL}), -EINVAL);
 	assert_non_null(strstr(err, "--state-dir"));
-	assert_int_equal(parse(&c, err,
-			       (const char *const[]){"vdisk", "rename", "--state-dir", "/s", NULL}),
-			 -EINVAL);
+	assert_int_equal(
+		parse(&c, err, (const char *const[]){"vdisk", "rename", "--state-dir", "/s", NULL}),
+		-EINVAL);
 	assert_int_equal(parse(&c, err,
 			       (const char *const[]){"pool", "add", "fast", "/srv/fast",
 						     "--state-dir", "/s", NULL}),
