@@ -22,6 +22,7 @@
 #include "agent/agent_lease.h"
 #include "agent/agent_link.h"
 #include "agent/agent_state.h"
+#include "agent/agent_vdisk.h"
 #include "csv-coord/agent_proto.h"
 #include "csv-coord/ca.h"
 #include "csv-coord/lease.h"
@@ -65,7 +66,16 @@ static void usage(void)
 		"       holdfast-agent run --state-dir DIR [--box ADDR:AGENT_PORT]\n"
 		"                          [--heartbeat-ms MS] [--miss-threshold M]\n"
 		"                          [--fence-action kill-qemu|exec:COMMAND|watchdog[:DEV]]\n"
-		"                          [--vm-pidfile FILE ...] [-v]\n");
+		"                          [--vm-pidfile FILE ...] [-v]\n"
+		"       holdfast-agent vdisk list [--pool POOL]              --state-dir DIR [--box "
+		"ADDR:PORT]\n"
+		"       holdfast-agent vdisk create POOL NAME SIZE [--vm VM] --state-dir DIR [--json]\n"
+		"       holdfast-agent vdisk extend ID SIZE --epoch N        --state-dir DIR [--json]\n"
+		"       holdfast-agent vdisk attach|detach|delete ID --epoch N --state-dir DIR [--json]\n"
+		"       holdfast-agent vdisk transfer ID HOST --epoch N      --state-dir DIR [--json]\n"
+		"       holdfast-agent vdisk clone ID NAME --epoch N, pool add NAME PATH, pool remove "
+		"NAME\n"
+		"                          (the administrator's: the box refuses them as forbidden)\n");
 }
 
 static int make_dir(const char *dir)
@@ -110,8 +120,9 @@ static void read_boot_id(char out[40])
 		snprintf(out, 40, "unknown");
 }
 
-/* HELLO, then wait for HELLO_ACK and take the version it chose. */
-static int hello_sync(struct agent_link *l, uint64_t caps)
+/* HELLO, then wait for HELLO_ACK and take the version it chose; *agreed (may be NULL) gets
+ * the capabilities both sides have. */
+static int hello_sync(struct agent_link *l, uint64_t caps, uint64_t *agreed)
 {
 	struct agent_msg m = {0};
 	int err;
@@ -138,6 +149,8 @@ static int hello_sync(struct agent_link *l, uint64_t caps)
 	    m.u.hello_ack.version > AGENT_PROTO_VERSION_MAX)
 		return -EPROTO;
 	l->version = m.u.hello_ack.version;
+	if (agreed)
+		*agreed = m.u.hello_ack.agreed_caps;
 	return 0;
 }
 
@@ -302,7 +315,7 @@ static int cmd_join(int argc, char **argv)
 		ret = EX_TLS;
 		goto out;
 	}
-	err = hello_sync(link, AGENT_CAP_LEASE);
+	err = hello_sync(link, AGENT_CAP_LEASE, NULL);
 	if (err) {
 		ret = err == -EPROTO ? EX_REFUSED : EX_NETWORK;
 		if (err != -EPROTO)
@@ -1068,6 +1081,206 @@ out:
 	return ret;
 }
 
+/* --- vdisk and pool: one catalog request as this host ------------------------------------ */
+
+/* What the box answered; 1 when the answer is complete (or refused), 0 to wait for more. */
+static int vdisk_answer(const struct agent_vdisk_cmd *cmd, const struct agent_msg *m,
+			json_t *list, unsigned *lines, int *ret)
+{
+	const char *what = agent_proto_type_name(cmd->req.type);
+
+	switch (m->type) {
+	case AGENT_MSG_ERROR:
+		fprintf(stderr, "holdfast-agent: %s refused: %s%s%s\n", what,
+			agent_proto_strerror(m->u.error.code), m->u.error.text[0] ? ": " : "",
+			m->u.error.text);
+		if (cmd->json) {
+			json_t *o = json_pack("{s:s, s:s, s:i}", "error",
+					      m->u.error.text[0]
+						      ? m->u.error.text
+						      : agent_proto_strerror(m->u.error.code),
+					      "code", agent_vdisk_code_name(m->u.error.code),
+					      "agent_error", (int)m->u.error.code);
+
+			json_dumpf(o, stdout, JSON_INDENT(2));
+			fputc('\n', stdout);
+			json_decref(o);
+		}
+		*ret = agent_vdisk_exit_code(m->u.error.code);
+		return 1;
+	case AGENT_MSG_VDISK_INFO:
+		if (cmd->req.type == AGENT_MSG_VDISK_LIST) {
+			if (cmd->json)
+				json_array_append_new(list, agent_vdisk_info_json(&m->u.vd_info));
+			else
+				agent_vdisk_print(stdout, &m->u.vd_info, (*lines)++ == 0);
+			return 0;
+		}
+		if (cmd->json) {
+			json_t *o = json_pack("{s:o}", "vdisk", agent_vdisk_info_json(&m->u.vd_info));
+
+			json_dumpf(o, stdout, JSON_INDENT(2));
+			fputc('\n', stdout);
+			json_decref(o);
+		} else {
+			agent_vdisk_print(stdout, &m->u.vd_info, true);
+		}
+		*ret = EX_OK;
+		return 1;
+	case AGENT_MSG_VDISK_LIST_END:
+		if (cmd->req.type != AGENT_MSG_VDISK_LIST)
+			break;
+		if (cmd->json) {
+			json_t *o = json_pack("{s:O}", "vdisks", list);
+
+			json_dumpf(o, stdout, JSON_INDENT(2));
+			fputc('\n', stdout);
+			json_decref(o);
+		} else if (*lines == 0) {
+			printf("no virtual disks\n");
+		}
+		*ret = EX_OK;
+		return 1;
+	case AGENT_MSG_VDISK_DELETED:
+		if (cmd->req.type != AGENT_MSG_VDISK_DELETE)
+			break;
+		if (cmd->json)
+			printf("{\n  \"deleted\": \"%s\"\n}\n", m->u.vd_op.id);
+		else
+			printf("deleted %s\n", m->u.vd_op.id);
+		*ret = EX_OK;
+		return 1;
+	default:
+		break;
+	}
+	fprintf(stderr, "holdfast-agent: %s: the box answered with %s\n", what,
+		agent_proto_type_name(m->type));
+	*ret = EX_REFUSED;
+	return 1;
+}
+
+static int cmd_vdisk(int argc, char **argv)
+{
+	struct agent_vdisk_cmd cmd;
+	struct agent_state st;
+	struct agent_link *link = NULL;
+	struct tls_config *tls = NULL;
+	char host[AGENT_ARGS_HOST_MAX + 1], err_text[256];
+	char ca[PATH_MAX], crt[PATH_MAX], key[PATH_MAX];
+	const char *box;
+	json_t *list = json_array();
+	unsigned lines = 0;
+	uint64_t agreed = 0;
+	uint32_t rid;
+	uint16_t port;
+	int64_t end;
+	int err, ret = EX_LOCAL;
+
+	if (agent_vdisk_parse(argc, argv, &cmd, err_text, sizeof(err_text))) {
+		fprintf(stderr, "holdfast-agent: %s\n", err_text);
+		json_decref(list);
+		return EX_USAGE;
+	}
+	if (cmd.verbose)
+		log_init("holdfast-agent", LOG_LVL_DEBUG, 0);
+	err = agent_state_load(cmd.state_dir, &st);
+	if (err) {
+		fprintf(stderr, "holdfast-agent: %s/%s: %s (has this host joined?)\n", cmd.state_dir,
+			AGENT_STATE_FILE, err == -EBADMSG ? "damaged" : strerror(-err));
+		json_decref(list);
+		return err == -ENOENT ? EX_USAGE : EX_LOCAL;
+	}
+	box = cmd.box ? cmd.box : st.box_addr[0] ? st.box_addr : NULL;
+	if (!box || agent_args_hostport(box, host, &port)) {
+		fprintf(stderr, "holdfast-agent: %s: --box ADDR:AGENT_PORT is needed\n",
+			box ? "bad box address" : "no box address stored");
+		json_decref(list);
+		return EX_USAGE;
+	}
+	snprintf(ca, sizeof(ca), "%s/%s", cmd.state_dir, AGENT_STATE_CA_FILE);
+	snprintf(crt, sizeof(crt), "%s/%s", cmd.state_dir, AGENT_STATE_CERT_FILE);
+	snprintf(key, sizeof(key), "%s/%s", cmd.state_dir, AGENT_STATE_KEY_FILE);
+	err = tls_config_new(&tls, TLS_ROLE_CLIENT);
+	if (!err)
+		err = tls_config_set_ca_file(tls, ca);
+	if (!err)
+		err = tls_config_set_own_files(tls, crt, key);
+	if (err) {
+		fprintf(stderr, "holdfast-agent: TLS setup from %s: %s\n", cmd.state_dir,
+			strerror(-err));
+		ret = EX_TLS;
+		goto out;
+	}
+	link = malloc(sizeof(*link));
+	if (!link)
+		goto out;
+	agent_link_init(link);
+	/* A request-only connection (docs/agent-protocol.md, "Request-only connections"): HELLO
+	 * offers AGENT_CAP_CATALOG alone, so the box never takes it for the host's lease
+	 * session, which `holdfast-agent run` keeps on its own connection meanwhile. */
+	err = agent_link_open(link, tls, host, port, st.box_name);
+	if (!err)
+		err = agent_link_wait_up(link, (int)cmd.timeout_ms);
+	if (err) {
+		ret = join_exit_for_link_error(link, err);
+		fprintf(stderr, "holdfast-agent: %s %s:%u: %s\n",
+			ret == EX_TLS ? "TLS handshake with" : "cannot reach", host, (unsigned)port,
+			strerror(-err));
+		goto out;
+	}
+	err = hello_sync(link, AGENT_CAP_CATALOG, &agreed);
+	if (err) {
+		ret = err == -EPROTO ? EX_REFUSED : EX_NETWORK;
+		if (err != -EPROTO)
+			fprintf(stderr, "holdfast-agent: HELLO: %s\n", strerror(-err));
+		goto out;
+	}
+	if (!(agreed & AGENT_CAP_CATALOG)) {
+		fprintf(stderr, "holdfast-agent: the box does not take catalog requests from agents "
+				"(older firmware); use holdfastctl on the box\n");
+		ret = EX_REFUSED;
+		goto out;
+	}
+	err = agent_link_send(link, &cmd.req);
+	if (err) {
+		fprintf(stderr, "holdfast-agent: cannot send the request: %s\n", strerror(-err));
+		ret = err == -EINVAL ? EX_USAGE : EX_NETWORK;
+		goto out;
+	}
+	rid = cmd.req.request_id;
+	end = clock_ns() + (int64_t)cmd.timeout_ms * NS_PER_MS;
+	for (;;) {
+		struct agent_msg m;
+		int64_t left = (end - clock_ns()) / NS_PER_MS;
+
+		err = left > 0 ? agent_link_wait_msg(link, &m, (int)left) : -ETIMEDOUT;
+		if (err < 0) {
+			fprintf(stderr, "holdfast-agent: %s: %s%s\n",
+				agent_proto_type_name(cmd.req.type), strerror(-err),
+				err == -ETIMEDOUT ? " (the outcome is unknown: look with vdisk list)"
+						  : "");
+			ret = EX_NETWORK;
+			break;
+		}
+		/* Notices (FENCED) and anything else not answering this request are not ours,
+		 * except an ERROR without a request id: the box could not read what we sent. */
+		if (m.request_id != rid && !(m.type == AGENT_MSG_ERROR && m.request_id == 0))
+			continue;
+		if (vdisk_answer(&cmd, &m, list, &lines, &ret))
+			break;
+	}
+	if (agent_link_up(link))
+		tls_conn_close_notify(link->tls);
+out:
+	if (link)
+		agent_link_close(link);
+	free(link);
+	if (tls)
+		tls_config_free(tls);
+	json_decref(list);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	log_init("holdfast-agent", LOG_LVL_INFO, 0);
@@ -1080,6 +1293,8 @@ int main(int argc, char **argv)
 		return cmd_join(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "run"))
 		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "vdisk") || !strcmp(argv[1], "pool"))
+		return cmd_vdisk(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
 		usage();
 		return EX_OK;

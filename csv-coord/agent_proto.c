@@ -42,6 +42,20 @@ enum tag {
 	T_ERROR_CODE = 0x0030,
 	T_ERROR_TEXT = 0x0031,
 	T_REF_TYPE = 0x0032,
+	T_VDISK_ID = 0x0040,
+	T_VDISK_NAME = 0x0041,
+	T_POOL_NAME = 0x0042,
+	T_SIZE = 0x0043,
+	T_VDISK_EPOCH = 0x0044,
+	T_TARGET_IQN = 0x0045,
+	T_LUN = 0x0046,
+	T_OWNER = 0x0047,
+	T_VDISK_STATE = 0x0048,
+	T_VM = 0x0049,
+	T_ATTACHED = 0x004a,
+	T_TO_HOST = 0x004b,
+	T_COUNT = 0x004c,
+	T_POOL_PATH = 0x004d,
 };
 
 enum kind {
@@ -51,7 +65,7 @@ enum kind {
 	K_U64,
 	K_NAME,	 /* printable ASCII without spaces, copied and NUL-terminated */
 	K_TEXT,	 /* printable ASCII with spaces, copied and NUL-terminated */
-	K_IQN,	 /* an iSCSI name, repeated into an array */
+	K_IQN,	 /* an iSCSI name; with F_REPEAT into an array, else like a name */
 	K_BYTES, /* opaque bytes, copied, with a length */
 	K_PEM,	 /* a PEM document, borrowed */
 };
@@ -177,6 +191,61 @@ static const struct field f_rejoin_ack[] = {
 	INT(T_EPOCH, K_U64, rejoin_ack.epoch, 1, U64MAX),
 };
 
+/* agent-protocol.md, "Catalog". */
+static const struct field f_vd_list[] = {
+	STR(T_POOL_NAME, K_NAME, vd_list.pool, 1, AGENT_CAT_NAME_MAX, 0),
+};
+
+static const struct field f_vd_info[] = {
+	STR(T_VDISK_ID, K_NAME, vd_info.id, 1, AGENT_VDISK_ID_MAX, F_REQ),
+	STR(T_VDISK_NAME, K_NAME, vd_info.name, 1, AGENT_CAT_NAME_MAX, F_REQ),
+	STR(T_POOL_NAME, K_NAME, vd_info.pool, 1, AGENT_CAT_NAME_MAX, F_REQ),
+	INT(T_SIZE, K_U64, vd_info.size, 1, U64MAX),
+	STR(T_TARGET_IQN, K_IQN, vd_info.target_iqn, 5, AGENT_IQN_MAX, F_REQ),
+	INT(T_LUN, K_U32, vd_info.lun, 0, AGENT_LUN_MAX),
+	INT(T_VDISK_EPOCH, K_U64, vd_info.epoch, 1, U64MAX),
+	INT(T_VDISK_STATE, K_U8, vd_info.state, 1, 255),
+	INT(T_ATTACHED, K_U8, vd_info.attached, 0, 1),
+	STR(T_OWNER, K_NAME, vd_info.owner, 1, AGENT_CAT_NAME_MAX, 0),
+	STR(T_VM, K_TEXT, vd_info.vm, 1, AGENT_VM_MAX, 0),
+};
+
+static const struct field f_vd_end[] = {
+	INT(T_COUNT, K_U32, vd_end.count, 0, UINT32_MAX),
+};
+
+static const struct field f_vd_create[] = {
+	STR(T_POOL_NAME, K_NAME, vd_create.pool, 1, AGENT_CAT_NAME_MAX, F_REQ),
+	STR(T_VDISK_NAME, K_NAME, vd_create.name, 1, AGENT_CAT_NAME_MAX, F_REQ),
+	INT(T_SIZE, K_U64, vd_create.size, 1, U64MAX),
+	STR(T_VM, K_TEXT, vd_create.vm, 1, AGENT_VM_MAX, 0),
+};
+
+#define VD_ID	 STR(T_VDISK_ID, K_NAME, vd_op.id, 1, AGENT_VDISK_ID_MAX, F_REQ)
+#define VD_EPOCH INT(T_VDISK_EPOCH, K_U64, vd_op.epoch, 1, U64MAX)
+
+static const struct field f_vd_extend[] = {VD_ID, VD_EPOCH, INT(T_SIZE, K_U64, vd_op.size, 1, U64MAX)};
+static const struct field f_vd_id_epoch[] = {VD_ID, VD_EPOCH};
+static const struct field f_vd_transfer[] = {
+	VD_ID,
+	VD_EPOCH,
+	STR(T_TO_HOST, K_NAME, vd_op.to_host, 1, AGENT_CAT_NAME_MAX, F_REQ),
+};
+static const struct field f_vd_deleted[] = {VD_ID};
+static const struct field f_vd_clone[] = {
+	VD_ID,
+	VD_EPOCH,
+	STR(T_VDISK_NAME, K_NAME, vd_op.name, 1, AGENT_CAT_NAME_MAX, F_REQ),
+};
+
+static const struct field f_pool_add[] = {
+	STR(T_POOL_NAME, K_NAME, pool.name, 1, AGENT_CAT_NAME_MAX, F_REQ),
+	STR(T_POOL_PATH, K_TEXT, pool.path, 1, AGENT_PATH_MAX, F_REQ),
+};
+static const struct field f_pool_remove[] = {
+	STR(T_POOL_NAME, K_NAME, pool.name, 1, AGENT_CAT_NAME_MAX, F_REQ),
+};
+
 struct schema {
 	uint8_t type;
 	const char *name;
@@ -202,10 +271,24 @@ static const struct schema schemas[] = {
 	SCHEMA(AGENT_MSG_FENCED, "FENCED", f_fenced, false),
 	SCHEMA(AGENT_MSG_REJOIN, "REJOIN", f_rejoin, false),
 	SCHEMA(AGENT_MSG_REJOIN_ACK, "REJOIN_ACK", f_rejoin_ack, false),
+	SCHEMA(AGENT_MSG_VDISK_LIST, "VDISK_LIST", f_vd_list, false),
+	SCHEMA(AGENT_MSG_VDISK_INFO, "VDISK_INFO", f_vd_info, false),
+	SCHEMA(AGENT_MSG_VDISK_LIST_END, "VDISK_LIST_END", f_vd_end, false),
+	SCHEMA(AGENT_MSG_VDISK_CREATE, "VDISK_CREATE", f_vd_create, false),
+	SCHEMA(AGENT_MSG_VDISK_EXTEND, "VDISK_EXTEND", f_vd_extend, false),
+	SCHEMA(AGENT_MSG_VDISK_ATTACH, "VDISK_ATTACH", f_vd_id_epoch, false),
+	SCHEMA(AGENT_MSG_VDISK_DETACH, "VDISK_DETACH", f_vd_id_epoch, false),
+	SCHEMA(AGENT_MSG_VDISK_TRANSFER, "VDISK_TRANSFER", f_vd_transfer, false),
+	SCHEMA(AGENT_MSG_VDISK_DELETE, "VDISK_DELETE", f_vd_id_epoch, false),
+	SCHEMA(AGENT_MSG_VDISK_DELETED, "VDISK_DELETED", f_vd_deleted, false),
+	SCHEMA(AGENT_MSG_VDISK_CLONE, "VDISK_CLONE", f_vd_clone, false),
+	SCHEMA(AGENT_MSG_POOL_ADD, "POOL_ADD", f_pool_add, false),
+	SCHEMA(AGENT_MSG_POOL_REMOVE, "POOL_REMOVE", f_pool_remove, false),
 };
 
 /* A schema has at most 32 fields, one bit each in the decoder's "seen" mask. */
 _Static_assert(sizeof(f_hb_ack) / sizeof(f_hb_ack[0]) <= 32, "seen mask");
+_Static_assert(sizeof(f_vd_info) / sizeof(f_vd_info[0]) <= 32, "seen mask");
 
 static const struct schema *find_schema(unsigned type)
 {
@@ -222,10 +305,15 @@ const char *agent_proto_type_name(unsigned type)
 	if (s)
 		return s->name;
 	if (type >= AGENT_MSG_CATALOG_FIRST && type <= AGENT_MSG_CATALOG_LAST)
-		return "catalog (reserved)";
+		return "catalog (unknown)";
 	if (type >= AGENT_MSG_MIGRATION_FIRST && type <= AGENT_MSG_MIGRATION_LAST)
 		return "migration (reserved)";
 	return "unknown";
+}
+
+bool agent_proto_is_catalog(unsigned type)
+{
+	return type >= AGENT_MSG_CATALOG_FIRST && type <= AGENT_MSG_CATALOG_LAST;
 }
 
 const char *agent_proto_strerror(unsigned code)
@@ -283,6 +371,18 @@ const char *agent_proto_strerror(unsigned code)
 		return "internal error";
 	case AGENT_E_BUSY:
 		return "busy";
+	case AGENT_E_FORBIDDEN:
+		return "forbidden for this host";
+	case AGENT_E_NOT_FOUND:
+		return "not found";
+	case AGENT_E_EXISTS:
+		return "already exists";
+	case AGENT_E_INVALID:
+		return "invalid value";
+	case AGENT_E_NO_SPACE:
+		return "no space left";
+	case AGENT_E_IN_USE:
+		return "in use by another host";
 	default:
 		return "unknown error";
 	}
@@ -451,6 +551,12 @@ static int store(const struct field *f, struct agent_msg *m, const uint8_t *p, s
 		base[f->off + n] = '\0';
 		return 0;
 	case K_IQN:
+		if (!(f->flags & F_REPEAT)) {
+			/* One IQN: stored like a name. */
+			memcpy(base + f->off, p, n);
+			base[f->off + n] = '\0';
+			return 0;
+		}
 		memcpy(&count, base + f->aux, sizeof(count));
 		if (count >= f->max_count)
 			return -EBADMSG;
@@ -623,6 +729,7 @@ static int encode_field(const struct field *f, const struct agent_msg *m, uint8_
 		return put_field(f, tmp, n, buf, cap, pos);
 	case K_NAME:
 	case K_TEXT:
+	single:
 		n = strnlen((const char *)base + f->off, f->cap);
 		if (n == f->cap)
 			return -EINVAL;
@@ -630,6 +737,8 @@ static int encode_field(const struct field *f, const struct agent_msg *m, uint8_
 			return 0;
 		return put_field(f, base + f->off, n, buf, cap, pos);
 	case K_IQN:
+		if (!(f->flags & F_REPEAT))
+			goto single;
 		memcpy(&count, base + f->aux, sizeof(count));
 		if (count > f->max_count || (count == 0 && (f->flags & F_REQ)))
 			return -EINVAL;

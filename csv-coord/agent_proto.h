@@ -25,7 +25,7 @@
 /* Capability bits, negotiated at HELLO (the AND of both sides). Unknown bits are ignored. */
 #define AGENT_CAP_LEASE	    (1ull << 0) /* heartbeats, leases, FENCED, REJOIN */
 #define AGENT_CAP_WATCHDOG  (1ull << 1) /* the agent can arm the Linux watchdog as its fence */
-#define AGENT_CAP_CATALOG   (1ull << 2) /* reserved: shared-volume catalog messages 0x40-0x5f */
+#define AGENT_CAP_CATALOG   (1ull << 2) /* shared-volume catalog messages 0x40-0x5f */
 #define AGENT_CAP_MIGRATION (1ull << 3) /* reserved: migration messages 0x60-0x7f */
 
 /* Field limits. */
@@ -38,6 +38,11 @@
 #define AGENT_MAX_IQNS	    8
 #define AGENT_PEM_MAX	    8192
 #define AGENT_TEXT_MAX	    256
+#define AGENT_VDISK_ID_MAX  36	 /* CATALOG_ID_LEN: a UUID in text */
+#define AGENT_CAT_NAME_MAX  63	 /* CATALOG_NAME_MAX: pool, disk and host names */
+#define AGENT_VM_MAX	    127	 /* CATALOG_VM_MAX */
+#define AGENT_PATH_MAX	    1023 /* a pool's folder */
+#define AGENT_LUN_MAX	    16383 /* sam5r21 4.7.7: flat space addressing */
 
 enum agent_msg_type {
 	AGENT_MSG_HELLO = 0x01,
@@ -53,7 +58,21 @@ enum agent_msg_type {
 	/* Reserved ranges (docs/agent-protocol.md, "Message types"). */
 	AGENT_MSG_LEASE_RESERVED_FIRST = 0x25,
 	AGENT_MSG_LEASE_RESERVED_LAST = 0x3f,
+	/* The shared-volume catalog (AGENT_CAP_CATALOG), acting as the certificate's host. */
 	AGENT_MSG_CATALOG_FIRST = 0x40,
+	AGENT_MSG_VDISK_LIST = 0x40,	 /* agent -> box */
+	AGENT_MSG_VDISK_INFO = 0x41,	 /* box -> agent: one disk (list entry or result) */
+	AGENT_MSG_VDISK_LIST_END = 0x42, /* box -> agent: the last answer to a VDISK_LIST */
+	AGENT_MSG_VDISK_CREATE = 0x43,
+	AGENT_MSG_VDISK_EXTEND = 0x44,
+	AGENT_MSG_VDISK_ATTACH = 0x45,
+	AGENT_MSG_VDISK_DETACH = 0x46,
+	AGENT_MSG_VDISK_TRANSFER = 0x47,
+	AGENT_MSG_VDISK_DELETE = 0x48,
+	AGENT_MSG_VDISK_DELETED = 0x49, /* box -> agent: the answer to a VDISK_DELETE */
+	AGENT_MSG_VDISK_CLONE = 0x4a,	/* refused (FORBIDDEN) by this box: the admin's */
+	AGENT_MSG_POOL_ADD = 0x50,	/* refused (FORBIDDEN) by this box: the admin's */
+	AGENT_MSG_POOL_REMOVE = 0x51,	/* refused (FORBIDDEN) by this box: the admin's */
 	AGENT_MSG_CATALOG_LAST = 0x5f,
 	AGENT_MSG_MIGRATION_FIRST = 0x60,
 	AGENT_MSG_MIGRATION_LAST = 0x7f,
@@ -91,6 +110,13 @@ enum agent_err {
 	/* The box. */
 	AGENT_E_INTERNAL = 48,
 	AGENT_E_BUSY = 49,
+	/* The catalog. */
+	AGENT_E_FORBIDDEN = 64, /* the host may not do this (not the owner, admin only) */
+	AGENT_E_NOT_FOUND = 65, /* no such disk, pool or host */
+	AGENT_E_EXISTS = 66,	/* the name is taken */
+	AGENT_E_INVALID = 67,	/* a value the catalog refuses (a smaller size, a bad name) */
+	AGENT_E_NO_SPACE = 68,	/* no space or LUN number left */
+	AGENT_E_IN_USE = 69,	/* another host is attached to the disk */
 };
 
 const char *agent_proto_strerror(unsigned code);
@@ -179,6 +205,51 @@ struct agent_rejoin_ack {
 	uint64_t epoch; /* granted */
 };
 
+/* Catalog messages (docs/agent-protocol.md, "Catalog"). The requesting host is the one the
+ * connection's certificate names, never a field. */
+struct agent_vdisk_list {
+	char pool[AGENT_CAT_NAME_MAX + 1]; /* optional filter, "" for every pool */
+};
+
+struct agent_vdisk_info {
+	char id[AGENT_VDISK_ID_MAX + 1];
+	char name[AGENT_CAT_NAME_MAX + 1];
+	char pool[AGENT_CAT_NAME_MAX + 1];
+	uint64_t size; /* bytes */
+	char target_iqn[AGENT_IQN_MAX + 1];
+	uint32_t lun;
+	uint64_t epoch; /* the disk's epoch */
+	uint8_t state;	/* enum catalog_vdisk_state: 1 creating .. 5 missing */
+	uint8_t attached; /* 0 or 1: the requesting host is attached */
+	char owner[AGENT_CAT_NAME_MAX + 1]; /* "" when nobody owns it */
+	char vm[AGENT_VM_MAX + 1];	    /* "" when none */
+};
+
+struct agent_vdisk_list_end {
+	uint32_t count; /* VDISK_INFO messages sent before this one */
+};
+
+struct agent_vdisk_create {
+	char pool[AGENT_CAT_NAME_MAX + 1];
+	char name[AGENT_CAT_NAME_MAX + 1];
+	uint64_t size; /* bytes */
+	char vm[AGENT_VM_MAX + 1]; /* optional */
+};
+
+/* EXTEND (size), ATTACH, DETACH, TRANSFER (to_host), DELETE, DELETED (id only), CLONE (name). */
+struct agent_vdisk_op {
+	char id[AGENT_VDISK_ID_MAX + 1];
+	uint64_t epoch; /* the disk's epoch the request expects */
+	uint64_t size;
+	char to_host[AGENT_CAT_NAME_MAX + 1];
+	char name[AGENT_CAT_NAME_MAX + 1];
+};
+
+struct agent_pool_op {
+	char name[AGENT_CAT_NAME_MAX + 1];
+	char path[AGENT_PATH_MAX + 1]; /* POOL_ADD */
+};
+
 struct agent_msg {
 	uint8_t version;
 	uint8_t type;	/* enum agent_msg_type */
@@ -195,6 +266,12 @@ struct agent_msg {
 		struct agent_fenced fenced;
 		struct agent_rejoin rejoin;
 		struct agent_rejoin_ack rejoin_ack;
+		struct agent_vdisk_list vd_list;
+		struct agent_vdisk_info vd_info;
+		struct agent_vdisk_list_end vd_end;
+		struct agent_vdisk_create vd_create;
+		struct agent_vdisk_op vd_op; /* EXTEND .. DELETE, DELETED, CLONE */
+		struct agent_pool_op pool;   /* POOL_ADD, POOL_REMOVE */
 	} u;
 };
 
@@ -218,6 +295,9 @@ int agent_proto_decode(const uint8_t *buf, size_t len, struct agent_msg *m, enum
 /* Encode m into buf (cap bytes) and give the frame length. -EINVAL when a field breaks a limit
  * the decoder enforces or the type is unknown; -EMSGSIZE when buf is too small. */
 int agent_proto_encode(const struct agent_msg *m, uint8_t *buf, size_t cap, size_t *len);
+
+/* Is type a catalog message (it needs AGENT_CAP_CATALOG)? */
+bool agent_proto_is_catalog(unsigned type);
 
 /* Fill m as an ERROR answering request_id (text may be NULL; it is cut at AGENT_TEXT_MAX). */
 void agent_proto_make_error(struct agent_msg *m, uint32_t request_id, enum agent_err code,

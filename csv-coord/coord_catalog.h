@@ -47,6 +47,12 @@ void coord_catalog_start_exports(void);
 bool coord_catalog_handles(const char *cmd);
 /* Take a control request; it is answered later through env->reply. */
 void coord_catalog_request(uint32_t ctl_id, const char *cmd, json_t *req);
+/* Take a request of host host_id (the host an agent's certificate names) made through the
+ * agent protocol: cmd and req as for coord_catalog_request, with the host's permissions
+ * checked (docs/agent-protocol.md, "Catalog permissions"); refusals answer with the codes
+ * "forbidden", "in_use", "fenced", "not_found" besides the admin's. Answered later through
+ * env->reply, exactly once. */
+void coord_catalog_host_request(uint32_t id, uint32_t host_id, const char *cmd, json_t *req);
 /* Commit what the requests of this loop iteration queued, in one catalog_commit(). */
 void coord_catalog_flush(void);
 /* Periodic: retries of exports and access policies the target has not taken yet, a new

@@ -24,6 +24,7 @@
 
 #include <jansson.h>
 
+#include "csv-coord/agent_catalog.h"
 #include "csv-coord/agent_proto.h"
 #include "csv-coord/ca.h"
 #include "csv-coord/coord_catalog.h"
@@ -43,7 +44,7 @@
 #define COORD_JOIN_NS	      (30 * LEASE_NS_PER_S) /* a join connection's whole life */
 #define COORD_FRAMES_PER_WAKE 64
 #define COORD_FENCE_RETRY_NS  LEASE_NS_PER_S
-#define COORD_BOX_CAPS	      AGENT_CAP_LEASE
+#define COORD_BOX_CAPS	      (AGENT_CAP_LEASE | AGENT_CAP_CATALOG)
 #define COORD_SOFTWARE	      "holdfastd coord"
 
 /* One agent connection. */
@@ -100,6 +101,21 @@ struct pending {
 	void *cb_ctx;
 };
 
+/* A catalog request in flight (coord_catalog.h answers it later, by id): whom to answer. The
+ * ids are ours, so a control request and an agent's never share one. An agent's answer goes
+ * to the connection it came on; when that is gone, the answer is dropped (the operation still
+ * completes in the catalog and at the target, as it would for a control client that left). */
+struct catreq {
+	struct catreq *next;
+	uint32_t id;
+	bool agent;
+	uint32_t ctl_id; /* !agent: the control request */
+	uint64_t cid;	 /* agent: the connection, its request id and type, its host */
+	uint32_t areq;
+	uint8_t type;
+	char host[COORD_HOST_NAME_MAX + 1];
+};
+
 static struct {
 	const struct hf_config *cfg;
 	struct msg_chan ch;
@@ -117,6 +133,8 @@ static struct {
 	uint64_t next_cid;
 	struct pending *pend;
 	uint32_t next_rid;
+	struct catreq *catreqs;
+	uint32_t next_catid;
 	char hosts_path[4200];
 	int64_t started_ns;
 } co;
@@ -268,6 +286,79 @@ static int catalog_relay(json_t *req, coord_catalog_reply_fn cb, void *ctx)
 	p->cb = cb;
 	p->cb_ctx = ctx;
 	return 0;
+}
+
+static struct catreq *catreq_new(void)
+{
+	struct catreq *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	do {
+		if (++co.next_catid == 0)
+			co.next_catid = 1;
+		r->id = co.next_catid;
+		/* Skip an id still in flight after a wrap-around. */
+		for (struct catreq *o = co.catreqs; o; o = o->next)
+			if (o->id == r->id)
+				r->id = 0;
+	} while (!r->id);
+	r->next = co.catreqs;
+	co.catreqs = r;
+	return r;
+}
+
+static void catalog_ctl_request(uint32_t ctl_id, const char *cmd, json_t *req)
+{
+	struct catreq *r = catreq_new();
+
+	if (!r) {
+		ctl_error(ctl_id, "out of memory");
+		return;
+	}
+	r->ctl_id = ctl_id;
+	coord_catalog_request(r->id, cmd, req);
+}
+
+static struct conn *conn_by_cid(uint64_t cid);
+static void conn_send(struct conn *c, struct agent_msg *m);
+
+static void catalog_emit(void *ctx, struct agent_msg *m)
+{
+	conn_send(ctx, m);
+}
+
+/* The catalog part's answers (coord_catalog_env.reply): to the control client or the agent. */
+static void catalog_reply(uint32_t id, json_t *o)
+{
+	struct catreq **pp, *r;
+	struct conn *c;
+
+	for (pp = &co.catreqs; (r = *pp); pp = &r->next)
+		if (r->id == id)
+			break;
+	if (!r) {
+		log_warnx("%s: an answer to catalog request %u nobody asked", __func__, id);
+		json_decref(o);
+		return;
+	}
+	*pp = r->next;
+	if (!r->agent) {
+		ctl_reply(r->ctl_id, o);
+		free(r);
+		return;
+	}
+	c = conn_by_cid(r->cid);
+	if (c)
+		agent_catalog_reply(r->type, r->areq, r->host, o, catalog_emit, c);
+	else
+		log_info("coord: %s: the agent left before the answer to its %s; dropped: %s",
+			 r->host, agent_proto_type_name(r->type),
+			 json_string_value(json_object_get(o, "error"))
+				 ? json_string_value(json_object_get(o, "error"))
+				 : "done");
+	json_decref(o);
+	free(r);
 }
 
 static void pending_free(struct pending *p)
@@ -961,6 +1052,40 @@ static void on_hello(struct conn *c, const struct agent_msg *m)
 	conn_send(c, &a);
 }
 
+/* A catalog request, made as the host the connection's certificate names. */
+static void on_catalog_request(struct conn *c, const struct agent_msg *m, struct coord_host *h)
+{
+	enum agent_err code;
+	struct catreq *r;
+	const char *cmd;
+	json_t *req;
+
+	if (!(c->caps & AGENT_CAP_CATALOG)) {
+		conn_error(c, m->request_id, AGENT_E_CAPABILITY, m->type,
+			   "catalog requests need AGENT_CAP_CATALOG at HELLO", false);
+		return;
+	}
+	code = agent_catalog_request(m, &cmd, &req);
+	if (code != AGENT_E_NONE) {
+		conn_error(c, m->request_id, code, m->type, NULL, false);
+		return;
+	}
+	r = catreq_new();
+	if (!r) {
+		json_decref(req);
+		conn_error(c, m->request_id, AGENT_E_INTERNAL, m->type, "out of memory", false);
+		return;
+	}
+	r->agent = true;
+	r->cid = c->cid;
+	r->areq = m->request_id;
+	r->type = m->type;
+	snprintf(r->host, sizeof(r->host), "%s", h->name);
+	log_debug("coord: %s asks %s", h->name, cmd);
+	coord_catalog_host_request(r->id, h->id, cmd, req);
+	json_decref(req);
+}
+
 static void on_frame(struct conn *c, const uint8_t *buf, size_t len)
 {
 	struct coord_host *h = NULL;
@@ -1003,6 +1128,10 @@ static void on_frame(struct conn *c, const uint8_t *buf, size_t len)
 	if (!h || h->removed) {
 		conn_error(c, m.request_id, AGENT_E_NOT_ENROLLED, m.type, "unknown certificate",
 			   true);
+		return;
+	}
+	if (agent_proto_is_catalog(m.type)) {
+		on_catalog_request(c, &m, h);
 		return;
 	}
 	switch (m.type) {
@@ -1310,7 +1439,9 @@ static json_t *status_json(json_t *sessions, const char *sessions_error)
 			json_object_set_new(o, "last_heartbeat_ms_ago",
 					    json_real(ms(now - h->last_hb_ns)));
 		for (struct conn *c = co.conns; c; c = c->next)
-			if (!c->join && c->host_id == h->id && c->handshaken)
+			/* The lease session, not a request-only one (docs/agent-protocol.md). */
+			if (!c->join && c->host_id == h->id && c->handshaken &&
+			    (c->caps & AGENT_CAP_LEASE))
 				json_object_set_new(o, "agent", json_string(c->label));
 		json_array_append_new(hosts, o);
 	}
@@ -1443,7 +1574,7 @@ static void on_ctl_request(struct msg *m)
 	else if (!strcmp(cmd, "cluster_host_remove"))
 		ctl_host_remove(m->id, req);
 	else if (coord_catalog_handles(cmd))
-		coord_catalog_request(m->id, cmd, req);
+		catalog_ctl_request(m->id, cmd, req);
 	else
 		ctl_error(m->id, "unknown command");
 	json_decref(req);
@@ -1703,6 +1834,12 @@ static void cleanup(void)
 		pending_free(p);
 	}
 	coord_catalog_close();
+	while (co.catreqs) {
+		struct catreq *r = co.catreqs;
+
+		co.catreqs = r->next;
+		free(r);
+	}
 	tls_config_free(co.tls_agent);
 	tls_config_free(co.tls_join);
 	join_store_close(co.tokens);
@@ -1774,7 +1911,7 @@ int coord_main(const struct hf_config *cfg, int parent_fd)
 		 * cannot be opened leaves the pool and vdisk commands answering an error. */
 		struct coord_catalog_env env = {
 			.cfg = cfg, .hosts = &co.hosts, .q = &co.q, .relay = catalog_relay,
-			.reply = ctl_reply, .event = catalog_event};
+			.reply = catalog_reply, .event = catalog_event};
 
 		coord_catalog_open(&env);
 	}

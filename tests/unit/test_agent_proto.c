@@ -257,7 +257,7 @@ static void test_payload_over_64k_is_too_big(void **state)
 
 static void test_unknown_and_reserved_types_get_an_error_naming_the_request(void **state)
 {
-	static const uint8_t types[] = {0x00, 0x04, 0x25, 0x40, 0x5f, 0x60, 0x7f, 0xf0, 0xff};
+	static const uint8_t types[] = {0x00, 0x04, 0x25, 0x4b, 0x5f, 0x60, 0x7f, 0xf0, 0xff};
 	struct agent_msg m;
 	enum agent_err err;
 
@@ -528,6 +528,207 @@ static void test_negotiation_picks_the_highest_common_version_and_ands_caps(void
 	assert_int_equal(agent_proto_negotiate(0, 1, 1, 1, 1, 1, &v, &caps), -EPROTONOSUPPORT);
 }
 
+
+/* ---- catalog messages (agent-protocol.md, "Catalog") ---- */
+
+#define VID "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+
+static void info_msg(struct agent_msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->version = 1;
+	m->type = AGENT_MSG_VDISK_INFO;
+	m->request_id = 77;
+	snprintf(m->u.vd_info.id, sizeof(m->u.vd_info.id), "%s", VID);
+	snprintf(m->u.vd_info.name, sizeof(m->u.vd_info.name), "disk1");
+	snprintf(m->u.vd_info.pool, sizeof(m->u.vd_info.pool), "pool1");
+	m->u.vd_info.size = 64ull << 20;
+	snprintf(m->u.vd_info.target_iqn, sizeof(m->u.vd_info.target_iqn),
+		 "iqn.2026-11.org.holdfast:cluster");
+	m->u.vd_info.lun = 3;
+	m->u.vd_info.epoch = 2;
+	m->u.vd_info.state = 2;
+	m->u.vd_info.attached = 1;
+	snprintf(m->u.vd_info.owner, sizeof(m->u.vd_info.owner), "kvm1");
+}
+
+static void test_catalog_messages_round_trip(void **state)
+{
+	struct agent_msg in[13], out;
+	enum agent_err err;
+	size_t len;
+	int n = 0;
+
+	memset(in, 0, sizeof(in));
+	in[n++].type = AGENT_MSG_VDISK_LIST; /* no filter: an empty payload */
+	in[n].type = AGENT_MSG_VDISK_LIST;
+	snprintf(in[n++].u.vd_list.pool, sizeof(in[0].u.vd_list.pool), "pool1");
+	info_msg(&in[n++]);
+	info_msg(&in[n]);
+	memset(in[n].u.vd_info.owner, 0, sizeof(in[n].u.vd_info.owner)); /* nobody owns it */
+	snprintf(in[n++].u.vd_info.vm, sizeof(in[0].u.vd_info.vm), "web server 1");
+	in[n].type = AGENT_MSG_VDISK_LIST_END;
+	in[n++].u.vd_end.count = 0;
+	in[n].type = AGENT_MSG_VDISK_CREATE;
+	in[n].u.vd_create = (struct agent_vdisk_create){"pool1", "disk1", 1ull << 30, ""};
+	n++;
+	for (uint8_t t = AGENT_MSG_VDISK_EXTEND; t <= AGENT_MSG_VDISK_CLONE; t++) {
+		in[n].type = t;
+		snprintf(in[n].u.vd_op.id, sizeof(in[n].u.vd_op.id), "%s", VID);
+		if (t != AGENT_MSG_VDISK_DELETED)
+			in[n].u.vd_op.epoch = 5;
+		if (t == AGENT_MSG_VDISK_EXTEND)
+			in[n].u.vd_op.size = 2ull << 30;
+		if (t == AGENT_MSG_VDISK_TRANSFER)
+			snprintf(in[n].u.vd_op.to_host, sizeof(in[n].u.vd_op.to_host), "kvm2");
+		if (t == AGENT_MSG_VDISK_CLONE)
+			snprintf(in[n].u.vd_op.name, sizeof(in[n].u.vd_op.name), "copy1");
+		n++;
+	}
+	assert_int_equal(n, 13);
+	for (int i = 0; i < n; i++) {
+		if (!in[i].version)
+			in[i].version = 1;
+		in[i].request_id = 500 + i;
+		len = enc(&in[i]);
+		assert_int_equal(dec(len, &out, &err), 0);
+		assert_int_equal(err, AGENT_E_NONE);
+		assert_int_equal(out.type, in[i].type);
+		assert_true(agent_proto_is_catalog(out.type));
+		assert_memory_equal(&out.u, &in[i].u, sizeof(out.u));
+	}
+	/* The pool messages too. */
+	memset(&in[0], 0, sizeof(in[0]));
+	in[0].version = 1;
+	in[0].type = AGENT_MSG_POOL_ADD;
+	snprintf(in[0].u.pool.name, sizeof(in[0].u.pool.name), "fast");
+	snprintf(in[0].u.pool.path, sizeof(in[0].u.pool.path), "/srv/pools/fast one");
+	len = enc(&in[0]);
+	assert_int_equal(dec(len, &out, &err), 0);
+	assert_string_equal(out.u.pool.path, "/srv/pools/fast one");
+	in[0].type = AGENT_MSG_POOL_REMOVE;
+	in[0].u.pool.path[0] = '\0';
+	len = enc(&in[0]);
+	assert_int_equal(dec(len, &out, &err), 0);
+	assert_string_equal(out.u.pool.name, "fast");
+}
+
+static void test_vdisk_info_fields_are_where_the_document_says(void **state)
+{
+	struct agent_msg m;
+	size_t len;
+
+	info_msg(&m);
+	len = enc(&m);
+	assert_int_equal(frame[5], 0x41);
+	/* vdisk_id first: tag 0x0040, 36 bytes. */
+	assert_memory_equal(frame + 16, "\x00\x40\x00\x24", 4);
+	assert_memory_equal(frame + 20, VID, 36);
+	/* vdisk_name 0x0041, pool_name 0x0042, size 0x0043 (u64). */
+	assert_memory_equal(frame + 56, "\x00\x41\x00\x05" "disk1", 9);
+	assert_memory_equal(frame + 65, "\x00\x42\x00\x05" "pool1", 9);
+	assert_memory_equal(frame + 74, "\x00\x43\x00\x08\x00\x00\x00\x00\x04\x00\x00\x00", 12);
+	/* The last field is owner (0x0047): no vm when it is empty. */
+	assert_memory_equal(frame + len - 8, "\x00\x47\x00\x04kvm1", 8);
+}
+
+/* A raw VDISK_ATTACH (vdisk_id, vdisk_epoch) to mutate. */
+static size_t raw_attach(void)
+{
+	size_t pos = raw_hdr(1, AGENT_MSG_VDISK_ATTACH, 9);
+
+	pos = raw_tlv(pos, 0x0040, VID, 36);
+	return raw_u64(pos, 0x0044, 3);
+}
+
+static void test_catalog_negative_cases(void **state)
+{
+	struct agent_msg m;
+	enum agent_err err;
+	size_t len, full;
+	uint8_t four[4] = {0, 0, 0, 3};
+
+	full = raw_attach();
+	assert_int_equal(dec(full, &m, &err), 0);
+	assert_string_equal(m.u.vd_op.id, VID);
+	assert_int_equal(m.u.vd_op.epoch, 3);
+
+	/* Every truncation is malformed. */
+	for (size_t cut = 0; cut < full; cut++) {
+		assert_int_equal(dec(cut, &m, &err), -EBADMSG);
+		assert_int_equal(err, AGENT_E_MALFORMED);
+	}
+	/* The epoch is a u64: 4 bytes are a bad field; 0 is out of range. */
+	len = raw_hdr(1, AGENT_MSG_VDISK_ATTACH, 9);
+	len = raw_tlv(len, 0x0040, VID, 36);
+	len = raw_tlv(len, 0x0044, four, 4);
+	assert_int_equal(dec(len, &m, &err), -EBADMSG);
+	assert_int_equal(err, AGENT_E_BAD_FIELD);
+	len = raw_hdr(1, AGENT_MSG_VDISK_ATTACH, 9);
+	len = raw_tlv(len, 0x0040, VID, 36);
+	len = raw_u64(len, 0x0044, 0);
+	assert_int_equal(dec(len, &m, &err), -EBADMSG);
+	assert_int_equal(err, AGENT_E_BAD_FIELD);
+	/* A disk id longer than 36, or with a space, is a bad field. */
+	len = raw_hdr(1, AGENT_MSG_VDISK_ATTACH, 9);
+	len = raw_tlv(len, 0x0040, VID "0", 37);
+	len = raw_u64(len, 0x0044, 3);
+	assert_int_equal(dec(len, &m, &err), -EBADMSG);
+	assert_int_equal(err, AGENT_E_BAD_FIELD);
+	len = raw_hdr(1, AGENT_MSG_VDISK_ATTACH, 9);
+	len = raw_tlv(len, 0x0040, "disk one", 8);
+	len = raw_u64(len, 0x0044, 3);
+	assert_int_equal(dec(len, &m, &err), -EBADMSG);
+	assert_int_equal(err, AGENT_E_BAD_FIELD);
+	/* Without the epoch the request is incomplete. */
+	len = raw_hdr(1, AGENT_MSG_VDISK_ATTACH, 9);
+	len = raw_tlv(len, 0x0040, VID, 36);
+	assert_int_equal(dec(len, &m, &err), -EBADMSG);
+	assert_int_equal(err, AGENT_E_MISSING_FIELD);
+	/* An unknown critical field is refused; the same field not critical is skipped. */
+	full = raw_attach();
+	len = raw_tlv(full, 0x8000 | 0x0a00, "x", 1);
+	assert_int_equal(dec(len, &m, &err), -EBADMSG);
+	assert_int_equal(err, AGENT_E_UNKNOWN_CRITICAL);
+	full = raw_attach();
+	len = raw_tlv(full, 0x0a00, "x", 1);
+	assert_int_equal(dec(len, &m, &err), 0);
+	/* A field known elsewhere (host_id) is unknown here: critical, it is refused. */
+	full = raw_attach();
+	len = raw_u32(full, 0x8000 | 0x0020, 7);
+	assert_int_equal(dec(len, &m, &err), -EBADMSG);
+	assert_int_equal(err, AGENT_E_UNKNOWN_CRITICAL);
+	/* The same field twice is malformed. */
+	full = raw_attach();
+	len = raw_u64(full, 0x0044, 3);
+	assert_int_equal(dec(len, &m, &err), -EBADMSG);
+	assert_int_equal(err, AGENT_E_MALFORMED);
+	/* A LUN above 16383 and a state of 0 are bad fields; the encoder refuses them too. */
+	info_msg(&m);
+	m.u.vd_info.lun = AGENT_LUN_MAX + 1;
+	assert_int_equal(agent_proto_encode(&m, frame, sizeof(frame), &len), -EINVAL);
+	info_msg(&m);
+	m.u.vd_info.state = 0;
+	assert_int_equal(agent_proto_encode(&m, frame, sizeof(frame), &len), -EINVAL);
+	info_msg(&m);
+	snprintf(m.u.vd_info.target_iqn, sizeof(m.u.vd_info.target_iqn), "cluster");
+	assert_int_equal(agent_proto_encode(&m, frame, sizeof(frame), &len), -EINVAL);
+	/* A create of size 0 is refused both ways. */
+	memset(&m, 0, sizeof(m));
+	m.version = 1;
+	m.type = AGENT_MSG_VDISK_CREATE;
+	m.u.vd_create = (struct agent_vdisk_create){"pool1", "disk1", 0, ""};
+	assert_int_equal(agent_proto_encode(&m, frame, sizeof(frame), &len), -EINVAL);
+	/* A catalog message in a version this build does not speak. */
+	full = raw_attach();
+	frame[4] = 2;
+	assert_int_equal(dec(full, &m, &err), -EPROTONOSUPPORT);
+	assert_int_equal(err, AGENT_E_VERSION);
+	/* Codes have texts. */
+	assert_string_equal(agent_proto_strerror(AGENT_E_FORBIDDEN), "forbidden for this host");
+	assert_string_equal(agent_proto_type_name(AGENT_MSG_VDISK_TRANSFER), "VDISK_TRANSFER");
+}
+
 static void test_error_text_is_cut_and_made_printable(void **state)
 {
 	struct agent_msg m;
@@ -547,7 +748,7 @@ static void test_error_text_is_cut_and_made_printable(void **state)
 	assert_int_equal(m.u.error.text[3], '?');
 	assert_string_equal(agent_proto_strerror(AGENT_E_STALE_EPOCH), "stale epoch");
 	assert_string_equal(agent_proto_strerror(999), "unknown error");
-	assert_string_equal(agent_proto_type_name(0x41), "catalog (reserved)");
+	assert_string_equal(agent_proto_type_name(0x4b), "catalog (unknown)");
 }
 
 int main(void)
@@ -572,6 +773,9 @@ int main(void)
 		cmocka_unit_test(test_hello_ack_version_must_lie_in_its_range),
 		cmocka_unit_test(test_negotiation_picks_the_highest_common_version_and_ands_caps),
 		cmocka_unit_test(test_error_text_is_cut_and_made_printable),
+		cmocka_unit_test(test_catalog_messages_round_trip),
+		cmocka_unit_test(test_vdisk_info_fields_are_where_the_document_says),
+		cmocka_unit_test(test_catalog_negative_cases),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
