@@ -1303,7 +1303,8 @@ static void paths_apply(json_t *sessions)
 		json_t *in_use;
 		bool np;
 
-		if (!h->enrolled || h->removed)
+		/* A removed host stays: it is fenced, and its disks must say so. */
+		if (!h->enrolled)
 			continue;
 		in_use = host_portals_in_use(h, sessions);
 		np = host_nonpreferred_only(h, in_use);
