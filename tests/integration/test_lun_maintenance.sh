@@ -129,6 +129,21 @@ hf_check "fencing answers the held write with RESERVATION CONFLICT" \
 policy false >/dev/null
 sleep 0.3
 hf_check "the fenced write never reaches the disk" is "00" "$(disk 9)"
+
+# LUN removal: a held write on a LUN added at run time ends with LOGICAL UNIT NOT SUPPORTED.
+ctl "{\"cmd\":\"unfence\",\"host\":\"host-a\",\"epoch\":2}" >/dev/null
+echo quit >&"${HW[1]}" 2>/dev/null || true
+wait "$HW_CHILD" 2>/dev/null || true
+RT=$HF_WORK/data/rt1.img
+hf_check "a paused LUN added at run time" grep -q '"added"' <<<"$(ctl "{\"cmd\":\"lun_add\",\"target\":\"$IQN\",\"lun\":5,\"name\":\"rt1\",\"path\":\"$RT\",\"size\":1048576,\"epoch\":1,\"owners\":[\"$A\"],\"members\":[\"$A\"],\"paused\":true}")"
+URL=iscsi://127.0.0.1:$PORT/$IQN/5
+hw_start
+hw 'write 11 3 aa' >/dev/null
+hf_check "a write to it is held" is "pending 11" "$(hw 'wait 11 300')"
+hf_check "lun_remove" grep -q '"removed"' <<<"$(ctl "{\"cmd\":\"lun_remove\",\"target\":\"$IQN\",\"lun\":5}")"
+hf_check "the held write ends with LOGICAL UNIT NOT SUPPORTED" \
+	is "done 11 CHECK_CONDITION/05/25/00" "$(hw 'wait 11 3000')"
+hf_check "and is not in the file" is "00" "$(od -An -tx1 -j 1536 -N1 "$RT" | tr -d ' \n')"
 hf_check "the daemon is still up" kill -0 "$SID"
 
 echo quit >&"${HW[1]}" 2>/dev/null || true
