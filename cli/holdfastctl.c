@@ -776,8 +776,9 @@ static json_t *build_host_request(int argc, char **argv, const char **cmd)
 	json_t *r, *list;
 
 	if (argc < 3 || strcmp(argv[1], "portals")) {
-		fprintf(stderr, "holdfastctl: host takes portals HOST [ADDR:PORT|ADDR|NET/LEN ... | "
-				"none]\n");
+		fprintf(stderr,
+			"holdfastctl: host takes portals HOST [ADDR:PORT|ADDR|NET/LEN ... | "
+			"none]\n");
 		return NULL;
 	}
 	*cmd = "host_portals";

@@ -31,7 +31,8 @@ int catalog_host_set_portals(struct catalog *cat, uint32_t host_id, const char *
 		catalog_portal_format(&p, canon[i], sizeof(canon[i]));
 	}
 	if (!quorate)
-		return catalog_errf(err, errlen, -EPERM, "no quorum: the catalog cannot be changed");
+		return catalog_errf(err, errlen, -EPERM,
+				    "no quorum: the catalog cannot be changed");
 	rc = catalog_txn_begin(cat, err, errlen);
 	if (rc < 0)
 		return rc;

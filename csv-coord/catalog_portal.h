@@ -9,8 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CATALOG_PORTAL_MAX   64 /* text of one portal spec, NUL included */
-#define CATALOG_PORTALS_MAX  16 /* preferred portals of one host */
+#define CATALOG_PORTAL_MAX  64 /* text of one portal spec, NUL included */
+#define CATALOG_PORTALS_MAX 16 /* preferred portals of one host */
 
 /* One spec, in one of three forms (IPv4 or IPv6, numeric only):
  *	ADDR:PORT	10.0.0.5:3260, [fd00::5]:3260	that portal

@@ -1251,7 +1251,8 @@ static json_t *host_portals_in_use(const struct coord_host *h, json_t *sessions)
 	{
 		const char *type = jstr(s, "type");
 
-		if ((type && strcmp(type, "normal")) || !host_has_initiator(h, jstr(s, "initiator")))
+		if ((type && strcmp(type, "normal")) ||
+		    !host_has_initiator(h, jstr(s, "initiator")))
 			continue;
 		json_array_foreach(json_object_get(s, "connections"), k, c)
 		{
@@ -1260,7 +1261,8 @@ static json_t *host_portals_in_use(const struct coord_host *h, json_t *sessions)
 
 			if (!local)
 				continue;
-			json_array_foreach(out, m, x) dup = dup || !strcmp(json_string_value(x), local);
+			json_array_foreach(out, m, x) dup =
+				dup || !strcmp(json_string_value(x), local);
 			if (!dup)
 				json_array_append_new(out, json_string(local));
 		}
@@ -1283,11 +1285,11 @@ static bool host_nonpreferred_only(const struct coord_host *h, json_t *in_use)
 		return false;
 	if (n > CATALOG_PORTALS_MAX)
 		n = CATALOG_PORTALS_MAX;
-	json_array_foreach(in_use, i, x)
-	for (k = 0; k < n; k++)
-		if (catalog_portal_parse(pref[k], &p) == 0 &&
-		    catalog_portal_match(&p, json_string_value(x)))
-			return false;
+	json_array_foreach(
+		in_use, i,
+		x) for (k = 0; k < n;
+			k++) if (catalog_portal_parse(pref[k], &p) == 0 &&
+				 catalog_portal_match(&p, json_string_value(x))) return false;
 	return true;
 }
 
@@ -1327,7 +1329,8 @@ static void paths_apply(json_t *sessions)
 		paths.rec[r].fenced = h->fenced;
 		paths.rec[r].nonpreferred = np;
 		log_info("coord: host %s: %s%s", h->name, h->fenced ? "fenced" : "not fenced",
-			 np ? ", reaches the box only over non-preferred portals (redirected)" : "");
+			 np ? ", reaches the box only over non-preferred portals (redirected)"
+			    : "");
 	}
 }
 
@@ -1555,10 +1558,9 @@ static void do_host_portals(uint32_t id, json_t *req)
 }
 
 static const char *const commands[] = {
-	"pool_add",	"pool_list",	  "pool_remove",  "vdisk_list",
-	"vdisk_create", "vdisk_extend",	  "vdisk_delete", "vdisk_attach",
-	"vdisk_detach", "vdisk_transfer", "vdisk_clone",  "vdisk_maintenance",
-	"vdisk_access", "host_portals",	  NULL,
+	"pool_add",	"pool_list",	     "pool_remove",  "vdisk_list",   "vdisk_create",
+	"vdisk_extend", "vdisk_delete",	     "vdisk_attach", "vdisk_detach", "vdisk_transfer",
+	"vdisk_clone",	"vdisk_maintenance", "vdisk_access", "host_portals", NULL,
 };
 
 bool coord_catalog_handles(const char *cmd)

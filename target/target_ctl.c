@@ -47,12 +47,12 @@ static json_t *ctl_lun_json(const struct tgt_target *tt, size_t slot, struct scs
 			path = b->type == HF_BS_FILE ? b->path : "";
 		}
 	}
-	return json_pack(
-		"{s:I, s:s, s:s, s:s, s:I, s:i, s:s, s:b}", "id", (json_int_t)tt->luns[slot].lun,
-		"backstore", bsname, "type", type, "path", path, "size",
-		(json_int_t)(scsi_lun_nblocks(lun) * scsi_lun_block_size(lun)), "block_size",
-		(int)scsi_lun_block_size(lun), "serial", scsi_lun_serial(lun), "paused",
-		scsi_lun_paused(lun));
+	return json_pack("{s:I, s:s, s:s, s:s, s:I, s:i, s:s, s:b}", "id",
+			 (json_int_t)tt->luns[slot].lun, "backstore", bsname, "type", type, "path",
+			 path, "size",
+			 (json_int_t)(scsi_lun_nblocks(lun) * scsi_lun_block_size(lun)),
+			 "block_size", (int)scsi_lun_block_size(lun), "serial",
+			 scsi_lun_serial(lun), "paused", scsi_lun_paused(lun));
 }
 
 static json_t *ctl_targets(bool with_luns_only)
@@ -516,9 +516,9 @@ static json_t *ctl_lun_access(json_t *req)
 	size_t no = 0, nm = 0, i;
 	struct scsi_lun *lun;
 
-	if (json_unpack(req, "{s:s, s:I, s?:I, s?:o, s?:o, s?:b, s?:b}", "target", &iqn, "lun",
-			&id, "epoch", &epoch, "owners", &jo, "members", &jm, "clear", &clear,
-			"paused", &paused) < 0)
+	if (json_unpack(req, "{s:s, s:I, s?:I, s?:o, s?:o, s?:b, s?:b}", "target", &iqn, "lun", &id,
+			"epoch", &epoch, "owners", &jo, "members", &jm, "clear", &clear, "paused",
+			&paused) < 0)
 		return json_pack("{s:s}", "error", "lun_access needs target and lun");
 	lun = ctl_find_lun(iqn, id);
 	if (!lun)
@@ -555,8 +555,8 @@ static json_t *ctl_lun_access(json_t *req)
 	 * needs nothing more: every write that starts after this answer sees it. */
 	if (!paused)
 		tgt_hold_kick_all();
-	return json_pack("{s:s, s:I, s:I, s:b}", "target", iqn, "lun", id, "epoch", epoch,
-			 "paused", paused);
+	return json_pack("{s:s, s:I, s:I, s:b}", "target", iqn, "lun", id, "epoch", epoch, "paused",
+			 paused);
 }
 
 /* Initiator names from a JSON array into names[0..max); -1 when it is not an array of
@@ -591,7 +591,8 @@ static json_t *ctl_lun_add(json_t *req)
 
 	if (json_unpack(req, "{s:s, s:I, s:s, s:s, s:I, s?:I, s?:I, s?:o, s?:o, s?:b}", "target",
 			&iqn, "lun", &id, "name", &name, "path", &path, "size", &size, "block_size",
-			&bsz, "epoch", &epoch, "owners", &jo, "members", &jm, "paused", &paused) < 0 ||
+			&bsz, "epoch", &epoch, "owners", &jo, "members", &jm, "paused",
+			&paused) < 0 ||
 	    id < 0 || size <= 0 || (bsz != 512 && bsz != 4096))
 		return json_pack("{s:s}", "error",
 				 "lun_add needs target, lun, name, an absolute path, size and a "

@@ -203,7 +203,7 @@ struct task {
 	struct scsi_lun *held_on; /* NULL: not held */
 	uint64_t held_since_ns;	  /* when it was first held; kept if it is held again */
 	unsigned held_gen;	  /* the worker's pass that last looked at it */
-	int tx_refs;	       /* queued transmit PDUs that point into this task */
+	int tx_refs;		  /* queued transmit PDUs that point into this task */
 	bool done;
 };
 

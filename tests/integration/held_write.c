@@ -100,7 +100,8 @@ static int service(struct iscsi_context *iscsi, int ms, const bool *stop)
 	int64_t end = now_ms() + ms;
 
 	while (!(stop && *stop)) {
-		struct pollfd pfd = {.fd = iscsi_get_fd(iscsi), .events = iscsi_which_events(iscsi)};
+		struct pollfd pfd = {.fd = iscsi_get_fd(iscsi),
+				     .events = iscsi_which_events(iscsi)};
 		int64_t left = end - now_ms();
 		int rc;
 
@@ -144,8 +145,8 @@ static int cmd_write(struct iscsi_context *iscsi, unsigned n, uint32_t lba, unsi
 	if (!w->buf)
 		return -1;
 	memset(w->buf, (int)byte, block_size);
-	w->task = iscsi_write10_task(iscsi, lun_no, lba, w->buf, block_size, block_size, 0, 0, 0,
-				     0, 0, write_cb, w);
+	w->task = iscsi_write10_task(iscsi, lun_no, lba, w->buf, block_size, block_size, 0, 0, 0, 0,
+				     0, write_cb, w);
 	if (!w->task)
 		return -1;
 	w->sent = true;
@@ -176,14 +177,14 @@ static int cmd_wait(struct iscsi_context *iscsi, unsigned n, int ms)
 
 static int cmd_read(struct iscsi_context *iscsi, uint32_t lba)
 {
-	struct scsi_task *t = iscsi_read10_sync(iscsi, lun_no, lba, block_size, block_size, 0, 0,
-						0, 0, 0);
+	struct scsi_task *t =
+		iscsi_read10_sync(iscsi, lun_no, lba, block_size, block_size, 0, 0, 0, 0, 0);
 	char st[64];
 
 	if (!t)
 		return -1;
-	status_text(t->status, t->sense.key, (t->sense.ascq >> 8) & 0xff, t->sense.ascq & 0xff,
-		    st, sizeof(st));
+	status_text(t->status, t->sense.key, (t->sense.ascq >> 8) & 0xff, t->sense.ascq & 0xff, st,
+		    sizeof(st));
 	printf("read %s %02x\n", st,
 	       t->status == SCSI_STATUS_GOOD && t->datain.size > 0 ? t->datain.data[0] : 0);
 	scsi_free_scsi_task(t);

@@ -132,7 +132,7 @@ hf_check "the fenced write never reaches the disk" is "00" "$(disk 9)"
 
 # LUN removal: a held write on a LUN added at run time ends with LOGICAL UNIT NOT SUPPORTED.
 ctl "{\"cmd\":\"unfence\",\"host\":\"host-a\",\"epoch\":2}" >/dev/null
-echo quit >&"${HW[1]}" 2>/dev/null || true
+echo quit 1>&"${HW[1]}" 2>/dev/null || true
 wait "$HW_CHILD" 2>/dev/null || true
 RT=$HF_WORK/data/rt1.img
 hf_check "a paused LUN added at run time" grep -q '"added"' <<<"$(ctl "{\"cmd\":\"lun_add\",\"target\":\"$IQN\",\"lun\":5,\"name\":\"rt1\",\"path\":\"$RT\",\"size\":1048576,\"epoch\":1,\"owners\":[\"$A\"],\"members\":[\"$A\"],\"paused\":true}")"
@@ -146,6 +146,6 @@ hf_check "the held write ends with LOGICAL UNIT NOT SUPPORTED" \
 hf_check "and is not in the file" is "00" "$(od -An -tx1 -j 1536 -N1 "$RT" | tr -d ' \n')"
 hf_check "the daemon is still up" kill -0 "$SID"
 
-echo quit >&"${HW[1]}" 2>/dev/null || true
+echo quit 1>&"${HW[1]}" 2>/dev/null || true
 [ "$HF_FAILED" = 0 ] || hf_die "maintenance at the target: failures above; logs in $HF_WORK"
 hf_log "maintenance at the target: all checks passed"

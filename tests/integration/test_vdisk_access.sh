@@ -186,7 +186,7 @@ hf_check "h2 shows fenced" eq "fenced" "$(j "[h['shown'] for h in r['hosts'] if 
 
 # Durable: after a restart the coordinator exports the disk paused again.
 for n in h1 h2; do
-	echo quit >&"${HW_FD[$n]}" 2>/dev/null || true
+	echo quit 1>&"${HW_FD[$n]}" 2>/dev/null || true
 done
 hf_stop_session "$CL_SID"
 cl_start_box "$HF_WORK/box.conf" "$LOG" "$PORT"

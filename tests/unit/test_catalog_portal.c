@@ -41,10 +41,22 @@ static void test_parse_and_canonical_text(void **state)
 static void test_parse_refuses_what_is_not_a_portal(void **state)
 {
 	static const char *const bad[] = {
-		"",	       "host.example:3260", "10.0.0.5:0",	 "10.0.0.5:65536",
-		"10.0.0.5:",   "10.0.0.0/33",	    "10.0.0.1/24",	 "fd00::5:3260x",
-		"[fd00::5]",   "[10.0.0.5]:3260",   "fd00::/129",	 "10.0.0.0/-1",
-		"10.0.0.5:+1", "1.2.3.4/ 8",	    "10.0.0.5:3260:1", NULL,
+		"",
+		"host.example:3260",
+		"10.0.0.5:0",
+		"10.0.0.5:65536",
+		"10.0.0.5:",
+		"10.0.0.0/33",
+		"10.0.0.1/24",
+		"fd00::5:3260x",
+		"[fd00::5]",
+		"[10.0.0.5]:3260",
+		"fd00::/129",
+		"10.0.0.0/-1",
+		"10.0.0.5:+1",
+		"1.2.3.4/ 8",
+		"10.0.0.5:3260:1",
+		NULL,
 	};
 	struct catalog_portal p;
 
@@ -107,7 +119,8 @@ static void test_catalog_stores_portals(void **state)
 	assert_int_equal(catalog_host_portals(cat, 3, out, 4), 2);
 	assert_string_equal(out[0], "10.0.0.0/24");
 	assert_string_equal(out[1], "[fd00::5]:3260");
-	assert_int_equal(catalog_host_set_portals(cat, 3, badl, 2, true, err, sizeof(err)), -EINVAL);
+	assert_int_equal(catalog_host_set_portals(cat, 3, badl, 2, true, err, sizeof(err)),
+			 -EINVAL);
 	assert_non_null(strstr(err, "'nope'"));
 	assert_int_equal(catalog_host_portals(cat, 3, out, 4), 2); /* nothing lost */
 	assert_int_equal(catalog_host_set_portals(cat, 3, badl, 1, true, err, sizeof(err)), 0);

@@ -268,8 +268,7 @@ static void test_write_verdict_table(void **state)
 	apply_paused(f, OWNER, 1, false, 0);
 	assert_int_equal(scsi_lun_write_verdict(f->lun, OWNER, false), SCSI_LUN_WRITE_GO);
 	assert_int_equal(scsi_lun_write_verdict(f->lun, READER, false), SCSI_LUN_WRITE_CONFLICT);
-	assert_int_equal(scsi_lun_write_verdict(f->lun, OUTSIDER, false),
-			 SCSI_LUN_WRITE_CONFLICT);
+	assert_int_equal(scsi_lun_write_verdict(f->lun, OUTSIDER, false), SCSI_LUN_WRITE_CONFLICT);
 	apply_paused(f, OWNER, 1, true, 0); /* the same epoch may pause */
 	assert_true(scsi_lun_paused(f->lun));
 	assert_int_equal(scsi_lun_write_verdict(f->lun, OWNER, false), SCSI_LUN_WRITE_HOLD);
