@@ -50,6 +50,15 @@ static void usage(FILE *f)
 		"vdisk list [POOL] | vdisk clone ID NAME\n"
 		"       holdfastctl [-s SOCKET | -c CONFIG] [--json] vdisk extend ID SIZE | delete "
 		"ID | attach ID HOST | detach ID HOST | transfer ID FROM TO --epoch E\n"
+		"       holdfastctl [-s SOCKET | -c CONFIG] [--json] vdisk maintenance ID on|off "
+		"--epoch E | vdisk access ID\n"
+		"       holdfastctl [-s SOCKET | -c CONFIG] [--json] host portals HOST "
+		"[ADDR:PORT|ADDR|NET/LEN ... | none]\n"
+		"  vdisk maintenance  pause (on) or resume (off) a disk's writes: reads go on, "
+		"writes wait\n"
+		"  vdisk access       per member host: role, access state, portals in use\n"
+		"  host portals       show or set the box portals a host should use (else: "
+		"redirected)\n"
 		"  pr show    a LUN's persistent reservations: registrants, holder, type, "
 		"generation\n"
 		"  pr clear   drop every registration and the reservation of a LUN (logged by the\n"
@@ -603,7 +612,7 @@ static json_t *build_vdisk_request(int argc, char **argv, const char **cmd)
 	const char *sub = argc > 1 ? argv[1] : "";
 	bool epoch_needed = !strcmp(sub, "extend") || !strcmp(sub, "delete") ||
 			    !strcmp(sub, "attach") || !strcmp(sub, "detach") ||
-			    !strcmp(sub, "transfer");
+			    !strcmp(sub, "transfer") || !strcmp(sub, "maintenance");
 	unsigned long long size;
 	json_t *r = NULL;
 
@@ -650,12 +659,19 @@ static json_t *build_vdisk_request(int argc, char **argv, const char **cmd)
 	} else if (argc == 4 && !strcmp(sub, "clone")) {
 		*cmd = "vdisk_clone";
 		r = json_pack("{s:s, s:s, s:s}", "cmd", *cmd, "id", argv[2], "name", argv[3]);
+	} else if (argc == 4 && !strcmp(sub, "maintenance") &&
+		   (!strcmp(argv[3], "on") || !strcmp(argv[3], "off"))) {
+		*cmd = "vdisk_maintenance";
+		r = json_pack("{s:s, s:s, s:b}", "cmd", *cmd, "id", argv[2], "on",
+			      !strcmp(argv[3], "on"));
+	} else if (argc == 3 && !strcmp(sub, "access")) {
+		*cmd = "vdisk_access";
+		r = json_pack("{s:s, s:s}", "cmd", *cmd, "id", argv[2]);
 	} else {
 		fprintf(stderr,
 			"holdfastctl: vdisk takes create POOL NAME SIZE | list [POOL] | extend ID "
 			"SIZE | delete ID | attach ID HOST | detach ID HOST | transfer ID FROM TO "
-			"| "
-			"clone ID NAME\n");
+			"| clone ID NAME | maintenance ID on|off | access ID\n");
 		return NULL;
 	}
 	if (r && opt_epoch >= 0)
@@ -672,24 +688,109 @@ static const char *owner_of(json_t *v)
 
 static void print_vdisk_row(json_t *v, bool header)
 {
-	char b1[32], b2[32], b3[32];
-	json_t *hosts = json_object_get(v, "hosts"), *h;
+	char b1[32], b2[32], b3[32], state[32];
+	json_t *hosts = json_object_get(v, "hosts"), *access = json_object_get(v, "access"), *h;
 	size_t i;
 
 	if (header)
-		printf("%-36s %-16s %-10s %9s %5s %-10s %6s %-8s %s\n", "ID", "NAME", "POOL",
-		       "SIZE", "LUN", "OWNER", "EPOCH", "STATE", "HOSTS");
-	printf("%-36s %-16s %-10s %9s %5s %-10s %6s %-8s ", str_of(v, "id"), str_of(v, "name"),
+		printf("%-36s %-16s %-10s %9s %5s %-10s %6s %-12s %s\n", "ID", "NAME", "POOL",
+		       "SIZE", "LUN", "OWNER", "EPOCH", "STATE", "HOSTS (ACCESS)");
+	/* A disk in maintenance says so beside its state. */
+	snprintf(state, sizeof(state), "%s%s", str_of(v, "state"),
+		 json_is_true(json_object_get(v, "maintenance")) ? ",maint" : "");
+	printf("%-36s %-16s %-10s %9s %5s %-10s %6s %-12s ", str_of(v, "id"), str_of(v, "name"),
 	       str_of(v, "pool"), size_of(v, "size", b1, sizeof(b1)),
 	       int_of(v, "lun", b2, sizeof(b2)), owner_of(v), int_of(v, "epoch", b3, sizeof(b3)),
-	       str_of(v, "state"));
+	       state);
 	if (!json_array_size(hosts))
 		printf("-");
 	json_array_foreach(hosts, i, h)
 	{
-		printf("%s%s", i ? "," : "", json_is_string(h) ? json_string_value(h) : "?");
+		const char *name = json_is_string(h) ? json_string_value(h) : "?";
+		json_t *a = json_object_get(access, name);
+
+		printf("%s%s", i ? "," : "", name);
+		if (json_is_string(a))
+			printf("(%s)", json_string_value(a));
 	}
 	printf("\n");
+}
+
+/* vdisk access: one line per member host. */
+static void print_vdisk_access(json_t *reply)
+{
+	json_t *hosts = json_object_get(reply, "hosts"), *h, *p;
+	char b[32];
+	size_t i, k;
+
+	printf("%s (%s), epoch %s%s\n", str_of(reply, "name"), str_of(reply, "vdisk"),
+	       int_of(reply, "epoch", b, sizeof(b)),
+	       json_is_true(json_object_get(reply, "maintenance")) ? ", in maintenance" : "");
+	if (!json_array_size(hosts)) {
+		printf("no member hosts (nobody owns it, nobody is attached)\n");
+		return;
+	}
+	printf("%-16s %-7s %-14s %-32s %s\n", "HOST", "ROLE", "ACCESS", "PORTALS IN USE",
+	       "PREFERRED");
+	json_array_foreach(hosts, i, h)
+	{
+		char portals[256] = "", pref[256] = "";
+		size_t n;
+
+		json_array_foreach(json_object_get(h, "portals"), k, p)
+		{
+			n = strlen(portals);
+			snprintf(portals + n, sizeof(portals) - n, "%s%s", k ? "," : "",
+				 json_string_value(p));
+		}
+		json_array_foreach(json_object_get(h, "preferred"), k, p)
+		{
+			n = strlen(pref);
+			snprintf(pref + n, sizeof(pref) - n, "%s%s", k ? "," : "",
+				 json_string_value(p));
+		}
+		printf("%-16s %-7s %-14s %-32s %s\n", str_of(h, "host"), str_of(h, "role"),
+		       str_of(h, "shown"), portals[0] ? portals : "-", pref[0] ? pref : "any");
+	}
+}
+
+/* host portals: the preferred portals of a host. */
+static void print_host_portals(json_t *reply)
+{
+	json_t *list = json_object_get(reply, "portals"), *p;
+	size_t i;
+
+	printf("%s prefers ", str_of(reply, "host"));
+	if (!json_array_size(list))
+		printf("every portal (none configured)");
+	json_array_foreach(list, i, p)
+	{
+		printf("%s%s", i ? ", " : "", json_string_value(p));
+	}
+	printf("\n");
+}
+
+/* host portals HOST [SPEC... | none]: show, set or clear a host's preferred portals. */
+static json_t *build_host_request(int argc, char **argv, const char **cmd)
+{
+	json_t *r, *list;
+
+	if (argc < 3 || strcmp(argv[1], "portals")) {
+		fprintf(stderr,
+			"holdfastctl: host takes portals HOST [ADDR:PORT|ADDR|NET/LEN ... | "
+			"none]\n");
+		return NULL;
+	}
+	*cmd = "host_portals";
+	r = json_pack("{s:s, s:s}", "cmd", *cmd, "host", argv[2]);
+	if (argc == 3)
+		return r;
+	list = json_array();
+	if (!(argc == 4 && !strcmp(argv[3], "none")))
+		for (int i = 3; i < argc; i++)
+			json_array_append_new(list, json_string(argv[i]));
+	json_object_set_new(r, "portals", list);
+	return r;
 }
 
 static void print_vdisk_reply(const char *cmd, json_t *reply)
@@ -816,6 +917,8 @@ static json_t *build_request(int argc, char **argv, const char **cmd)
 		return build_pool_request(argc, argv, cmd);
 	if (!strcmp(argv[0], "vdisk"))
 		return build_vdisk_request(argc, argv, cmd);
+	if (!strcmp(argv[0], "host") && opt_epoch < 0 && opt_alert < 0)
+		return build_host_request(argc, argv, cmd);
 	if (opt_epoch >= 0 || opt_alert >= 0) {
 		fprintf(stderr, "holdfastctl: --epoch and --alert belong to the vdisk and pool "
 				"commands\n");
@@ -955,6 +1058,10 @@ int main(int argc, char **argv)
 			json_is_string(e) ? json_string_value(e) : "the daemon reported an error");
 	} else if (!strncmp(cmd, "pool_", 5)) {
 		print_pool_reply(cmd, reply);
+	} else if (!strcmp(cmd, "vdisk_access")) {
+		print_vdisk_access(reply);
+	} else if (!strcmp(cmd, "host_portals")) {
+		print_host_portals(reply);
 	} else if (!strncmp(cmd, "vdisk_", 6)) {
 		print_vdisk_reply(cmd, reply);
 	} else if (!strcmp(cmd, "targets")) {

@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CATALOG_SCHEMA_VERSION 2
+#define CATALOG_SCHEMA_VERSION 3
 #define CATALOG_DB_NAME	       "catalog.db"
 #define CATALOG_ID_LEN	       36 /* a UUID in text: 8-4-4-4-12 */
 #define CATALOG_NAME_MAX       63
@@ -232,6 +232,18 @@ int catalog_vdisk_clone(struct catalog *cat, const char *src_id, uint64_t expect
  * Every attachment of the host gets its access state recomputed. */
 int catalog_host_set_path(struct catalog *cat, uint32_t host_id, bool fenced,
 			  bool nonpreferred_only, char *err, size_t errlen);
+/* The administrator's preferred portals of a host (csv-coord/catalog_portal.h for the forms):
+ * replaces the host's list with specs[0..n) (n = 0: none, every portal counts as preferred).
+ * Each spec is checked and stored in its canonical form; -EINVAL names the bad one. Needs
+ * quorum, like every change the administrator makes. */
+int catalog_host_set_portals(struct catalog *cat, uint32_t host_id, const char *const *specs,
+			     size_t n, bool quorate, char *err, size_t errlen);
+/* The preferred portals of a host in canonical form, up to max (each CATALOG_PORTAL_MAX
+ * bytes); returns how many there are in all or -errno. */
+int catalog_host_portals(struct catalog *cat, uint32_t host_id, char (*out)[64], size_t max);
+/* The recorded path state of a host (false, false when none was recorded). */
+int catalog_host_path(struct catalog *cat, uint32_t host_id, bool *fenced,
+		      bool *nonpreferred_only);
 /* The access state of an attached host; -ENOENT when it is not attached. */
 int catalog_access_get(struct catalog *cat, uint32_t host_id, const char *vdisk_id,
 		       enum catalog_access *out);

@@ -58,7 +58,15 @@ static const char schema_v2[] =
 	"ALTER TABLE attachments ADD COLUMN access TEXT NOT NULL DEFAULT 'direct'"
 	" CHECK (access IN ('direct', 'redirected', 'fenced', 'maintenance'));";
 
-static const char *const migrations[CATALOG_SCHEMA_VERSION] = {schema_v1, schema_v2};
+/* Version 3: the administrator's preferred portals of each host (catalog_portal.h), in their
+ * canonical text. A host with none prefers every portal. */
+static const char schema_v3[] =
+	"CREATE TABLE host_portals ("
+	" host_id INTEGER NOT NULL CHECK (host_id > 0),"
+	" portal TEXT NOT NULL CHECK (length(portal) BETWEEN 1 AND 63),"
+	" PRIMARY KEY (host_id, portal)) WITHOUT ROWID;";
+
+static const char *const migrations[CATALOG_SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3};
 
 int catalog_schema_read_version(sqlite3 *db)
 {

@@ -66,6 +66,9 @@ static const struct {
 	{"vdisk_detach", PROC_COORD},
 	{"vdisk_transfer", PROC_COORD},
 	{"vdisk_clone", PROC_COORD},
+	{"vdisk_maintenance", PROC_COORD},
+	{"vdisk_access", PROC_COORD},
+	{"host_portals", PROC_COORD},
 };
 
 /* A plane's request to another plane, relayed: the parent sends it under its own id and

@@ -35,6 +35,13 @@ const char hf_config_default_text[] =
 #define HF_WORKERS_DEF	   16
 #define HF_CHAP_SECRET_MIN 12 /* rfc7143 9.2.1: at least 96 bits when not random */
 #define HF_DELAY_MS_MAX	   60000
+
+/* How long a paused LUN holds a write before answering BUSY: default and most, in ms. Below
+ * the usual initiator command timeouts (30 s for Linux and QEMU), so a held write is answered
+ * before its initiator gives up on it. */
+#define HF_MAINTENANCE_HOLD_MS_DEF 10000
+#define HF_MAINTENANCE_HOLD_MS_MAX 600000
+
 /* Cluster defaults and bounds; the heartbeat bounds are csv-coord/lease.h's (10 ms..60 s, 3..100
  * misses), which keep the timing argument of docs/coordinator-timing.md valid. */
 #define HF_CLUSTER_AGENT_PORT 7401
@@ -1064,8 +1071,9 @@ static int check_cluster_target(struct parse *p, const config_setting_t *root)
 static int parse_root(struct parse *p, const config_setting_t *root)
 {
 	static const char *const keys[] = {
-		"data_dir",   "control_socket", "workers", "log_level", "portals",
-		"backstores", "discovery",	"targets", "cluster",	NULL};
+		"data_dir", "control_socket",	   "workers",	"log_level",
+		"portals",  "backstores",	   "discovery", "targets",
+		"cluster",  "maintenance_hold_ms", NULL};
 	static const char *const disc_keys[] = {"chap", NULL};
 	struct hf_config *cfg = p->cfg;
 	const config_setting_t *d;
@@ -1087,6 +1095,13 @@ static int parse_root(struct parse *p, const config_setting_t *root)
 	if (err < 0)
 		return err;
 	cfg->workers = v;
+
+	v = HF_MAINTENANCE_HOLD_MS_DEF;
+	err = get_int(p, root, "config", "maintenance_hold_ms", 0, 0, HF_MAINTENANCE_HOLD_MS_MAX,
+		      &v);
+	if (err < 0)
+		return err;
+	cfg->maintenance_hold_ms = (uint32_t)v;
 
 	err = parse_portals(p, root);
 	if (!err)

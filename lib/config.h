@@ -95,6 +95,8 @@ struct hf_config {
 	char data_dir[PATH_MAX];       /* absolute */
 	char control_socket[PATH_MAX]; /* the unix socket holdfastctl talks to */
 	int workers;		       /* target worker threads */
+	/* A write held by a paused (maintenance) LUN longer than this is answered BUSY. */
+	uint32_t maintenance_hold_ms;
 	int log_level;
 	struct hf_portal *portals;
 	size_t nportals;

@@ -480,6 +480,7 @@ void cmd_scsi(struct conn *c, const struct iscsi_pdu *p)
 	t->st.dir = (p->read ? SCSI_DIR_READ : 0) | (p->write ? SCSI_DIR_WRITE : 0);
 	t->st.ioctx = c->worker->io;
 	t->st.done = cmd_scsi_done;
+	t->st.hold = tgt_hold;
 	t->st.priv = t;
 	t->unsol_open = p->write && !p->final;
 	if (cmd_cdb_from_ahs(t, c) < 0) {

@@ -96,9 +96,11 @@ void tmf_wait_put(struct tmf_wait *w)
 	}
 }
 
+/* A task is on a LUN when it was sent to it, or when it is held by that LUN's pause (a copy
+ * whose destination is paused). */
 static bool task_on_lun(const struct task *t, const struct scsi_lun *lun)
 {
-	return !lun || t->st.lun == lun;
+	return !lun || t->st.lun == lun || t->held_on == lun;
 }
 
 /* Is the session one of the I_T nexuses a PREEMPT AND ABORT names? */

@@ -53,6 +53,7 @@ struct scsi_lun {
 /* An immutable policy: names are NUL-separated in one block. */
 struct lun_access {
 	uint64_t epoch;
+	bool paused;
 	size_t nowners, nmembers;
 	const char **owners;
 	const char **members;
@@ -411,7 +412,7 @@ const uint8_t *scsi_lun_naa(const struct scsi_lun *lun)
 
 static struct lun_access *lun_access_new(const char *const *owners, size_t nowners,
 					 const char *const *members, size_t nmembers,
-					 uint64_t epoch)
+					 uint64_t epoch, bool paused)
 {
 	size_t bytes = 0, n = nowners + nmembers;
 	struct lun_access *a;
@@ -425,6 +426,7 @@ static struct lun_access *lun_access_new(const char *const *owners, size_t nowne
 	if (!a)
 		return NULL;
 	a->epoch = epoch;
+	a->paused = paused;
 	a->nowners = nowners;
 	a->nmembers = nmembers;
 	/* Layout: the names, then the two pointer arrays (aligned). */
@@ -444,7 +446,7 @@ static struct lun_access *lun_access_new(const char *const *owners, size_t nowne
 }
 
 int scsi_lun_set_access(struct scsi_lun *lun, const char *const *owners, size_t nowners,
-			const char *const *members, size_t nmembers, uint64_t epoch)
+			const char *const *members, size_t nmembers, uint64_t epoch, bool paused)
 {
 	struct lun_access *a, *old;
 
@@ -455,7 +457,7 @@ int scsi_lun_set_access(struct scsi_lun *lun, const char *const *owners, size_t 
 			  (unsigned long long)epoch, (unsigned long long)lun->access_epoch);
 		return -ESTALE;
 	}
-	a = lun_access_new(owners, nowners, members, nmembers, epoch);
+	a = lun_access_new(owners, nowners, members, nmembers, epoch, paused);
 	if (!a) {
 		pthread_mutex_unlock(&lun->lock);
 		return -ENOMEM;
@@ -465,8 +467,9 @@ int scsi_lun_set_access(struct scsi_lun *lun, const char *const *owners, size_t 
 	pthread_mutex_unlock(&lun->lock);
 	if (old)
 		scsi_lun_retire(old);
-	log_info("%s: %s: access epoch %llu: %zu owner initiators, %zu members", __func__,
-		 lun->name, (unsigned long long)epoch, nowners, nmembers);
+	log_info("%s: %s: access epoch %llu: %zu owner initiators, %zu members%s", __func__,
+		 lun->name, (unsigned long long)epoch, nowners, nmembers,
+		 paused ? ", writes paused (maintenance)" : "");
 	return 0;
 }
 
@@ -500,4 +503,25 @@ enum scsi_lun_access scsi_lun_access_of(const struct scsi_lun *lun, const char *
 	if (lun_names_has(a->members, a->nmembers, initiator))
 		return SCSI_LUN_ACCESS_READ;
 	return SCSI_LUN_ACCESS_NONE;
+}
+
+bool scsi_lun_paused(const struct scsi_lun *lun)
+{
+	const struct lun_access *a = atomic_load(&((struct scsi_lun *)lun)->access);
+
+	return a && a->paused;
+}
+
+enum scsi_lun_write_verdict scsi_lun_write_verdict(const struct scsi_lun *lun,
+						   const char *initiator, bool fenced)
+{
+	const struct lun_access *a = atomic_load(&((struct scsi_lun *)lun)->access);
+
+	if (fenced)
+		return SCSI_LUN_WRITE_CONFLICT;
+	if (!a)
+		return SCSI_LUN_WRITE_GO;
+	if (!lun_names_has(a->owners, a->nowners, initiator))
+		return SCSI_LUN_WRITE_CONFLICT;
+	return a->paused ? SCSI_LUN_WRITE_HOLD : SCSI_LUN_WRITE_GO;
 }

@@ -89,10 +89,29 @@ enum scsi_lun_access {
 	SCSI_LUN_ACCESS_WRITE = 2,
 };
 
+/* paused: the administrator's maintenance of the volume. Reads go on; every command that
+ * changes the medium is held by the transport until the pause ends (then it runs, in order)
+ * or until the hold limit passes (then it is answered BUSY). Pausing or resuming may reuse the
+ * epoch in force. */
 int scsi_lun_set_access(struct scsi_lun *lun, const char *const *owners, size_t nowners,
-			const char *const *members, size_t nmembers, uint64_t epoch);
+			const char *const *members, size_t nmembers, uint64_t epoch, bool paused);
 void scsi_lun_clear_access(struct scsi_lun *lun);
 enum scsi_lun_access scsi_lun_access_of(const struct scsi_lun *lun, const char *initiator);
+/* Are writes to the LUN paused (maintenance)? One atomic load. */
+bool scsi_lun_paused(const struct scsi_lun *lun);
+
+/* What happens to a command that changes the medium, from the policy alone (pure apart from
+ * the one atomic load of the policy): a fenced nexus and an initiator that does not own the
+ * volume get RESERVATION CONFLICT, whatever the pause; the owner's write waits while the
+ * volume is paused. */
+enum scsi_lun_write_verdict {
+	SCSI_LUN_WRITE_GO = 0,
+	SCSI_LUN_WRITE_CONFLICT = 1,
+	SCSI_LUN_WRITE_HOLD = 2,
+};
+
+enum scsi_lun_write_verdict scsi_lun_write_verdict(const struct scsi_lun *lun,
+						   const char *initiator, bool fenced);
 /* Frees a replaced policy; the target sets it to a grace-period free across its workers.
  * The default frees at once (single-threaded users such as unit tests). */
 extern void (*scsi_lun_retire)(void *old);

@@ -94,7 +94,7 @@ int tgt_lun_add(const char *iqn, uint64_t lun, const char *name, const char *pat
 		goto err_close;
 	if (policy) {
 		rc = scsi_lun_set_access(dev, policy->owners, policy->nowners, policy->members,
-					 policy->nmembers, policy->epoch);
+					 policy->nmembers, policy->epoch, policy->paused);
 		if (rc < 0)
 			goto err_destroy;
 	}

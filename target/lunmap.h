@@ -18,6 +18,7 @@ struct tgt_lun_policy {
 	const char *const *members;
 	size_t nmembers;
 	uint64_t epoch;
+	bool paused; /* writes held: the volume is in maintenance */
 };
 
 /* policy (may be NULL) is the shared-volume access applied before the LUN is published, so

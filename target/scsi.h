@@ -119,6 +119,13 @@ struct scsi_task {
 	 * returns 0 when the I/O never reached the medium, and the task has then completed
 	 * with TASK ABORTED; -EBUSY when too late (the task finishes on its own). */
 	int (*cancel)(struct scsi_task *t);
+	/* Set by the transport (NULL: a paused LUN answers BUSY at once). Called before a
+	 * command that changes `lun` runs; returns true when the transport took the task: it
+	 * holds it while `paused` (or while earlier writes to the LUN are still held there, so
+	 * none overtakes another) and runs scsi_task_exec() again once the pause ends, or
+	 * answers BUSY at its hold limit. Task management takes a held task back through
+	 * cancel. */
+	bool (*hold)(struct scsi_task *t, struct scsi_lun *lun, bool paused);
 
 	/* Private to the command sets: state of multi-stage commands. */
 	void *cmd_state;

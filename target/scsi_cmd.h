@@ -58,4 +58,8 @@ void scsi_task_good(struct scsi_task *t);
 void scsi_task_check(struct scsi_task *t, const struct scsi_sense *s);
 void scsi_task_status(struct scsi_task *t, uint8_t status);
 
+/* The maintenance gate of a command that changes lun (lun.h, scsi_lun_paused): true when the
+ * task was taken, held by the transport or answered BUSY; the caller then returns. */
+bool scsi_task_write_gate(struct scsi_task *t, struct scsi_lun *lun);
+
 #endif

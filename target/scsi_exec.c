@@ -219,10 +219,10 @@ void scsi_task_exec(struct scsi_task *t)
 		/* A fenced host may not change the medium (target/fence.h), nor may a host
 		 * that does not own this shared volume (lun.h); both get what SCSI fencing
 		 * answers, so cluster software reads it the same way. */
-		if ((d->flags & SCSI_CMD_F_MEDIUM_WRITE) &&
-		    (__atomic_load_n(&t->nexus->fenced, __ATOMIC_ACQUIRE) ||
-		     scsi_lun_access_of(t->lun, t->nexus->initiator_name) !=
-			     SCSI_LUN_ACCESS_WRITE)) {
+		if ((d->flags & SCSI_CMD_F_MEDIUM_WRITE) && t->nexus &&
+		    scsi_lun_write_verdict(t->lun, t->nexus->initiator_name,
+					   __atomic_load_n(&t->nexus->fenced, __ATOMIC_ACQUIRE)) ==
+			    SCSI_LUN_WRITE_CONFLICT) {
 			scsi_task_status(t, SCSI_STATUS_RESERVATION_CONFLICT);
 			return;
 		}
@@ -237,6 +237,23 @@ void scsi_task_exec(struct scsi_task *t)
 		default:
 			break;
 		}
+		/* Maintenance: a write to a paused volume waits in the transport (lun.h). It
+		 * comes after every check that refuses, so a held write is one that will run. */
+		if ((d->flags & SCSI_CMD_F_MEDIUM_WRITE) && scsi_task_write_gate(t, t->lun))
+			return;
 	}
 	d->exec(t);
+}
+
+bool scsi_task_write_gate(struct scsi_task *t, struct scsi_lun *lun)
+{
+	bool paused = scsi_lun_paused(lun);
+
+	if (t->hold)
+		return t->hold(t, lun, paused);
+	if (!paused)
+		return false;
+	/* Nowhere to wait: the initiator retries BUSY (sam5r21 5.3.1). */
+	scsi_task_status(t, SCSI_STATUS_BUSY);
+	return true;
 }

@@ -473,6 +473,32 @@ static void xc_pump(struct xc_cmd *c)
 	}
 }
 
+/* The copy writes its destinations, which need not be the LUN the command came to: each
+ * obeys its own shared-volume policy and maintenance pause (lun.h) like a WRITE sent to it
+ * (the dispatcher checked the command's own LUN). Returns true when the task was answered or
+ * held; a held copy starts again from its parameter list when the pause ends. */
+static bool xc_gate_destinations(struct xc_cmd *c)
+{
+	struct scsi_task *t = c->t;
+
+	for (unsigned i = 0; i < c->nseg; i++) {
+		struct scsi_lun *dst = c->seg[i].dst;
+
+		if (dst == t->lun || !t->nexus)
+			continue;
+		if (scsi_lun_write_verdict(dst, t->nexus->initiator_name,
+					   __atomic_load_n(&t->nexus->fenced, __ATOMIC_ACQUIRE)) ==
+		    SCSI_LUN_WRITE_CONFLICT) {
+			scsi_task_status(t, SCSI_STATUS_RESERVATION_CONFLICT);
+			return true;
+		}
+	}
+	for (unsigned i = 0; i < c->nseg; i++)
+		if (c->seg[i].dst != t->lun && scsi_task_write_gate(t, c->seg[i].dst))
+			return true;
+	return false;
+}
+
 /* spc4r37 6.4: EXTENDED COPY (LID1). */
 void scsi_xcopy_extended_copy(struct scsi_task *t)
 {
@@ -514,6 +540,8 @@ void scsi_xcopy_extended_copy(struct scsi_task *t)
 		scsi_task_check(t, &err);
 		return;
 	}
+	if (xc_gate_destinations(c))
+		return;
 	c->buf = bs_buf_alloc(SCSI_XCOPY_CHUNK);
 	if (!c->buf) {
 		scsi_task_status(t, SCSI_STATUS_TASK_SET_FULL);

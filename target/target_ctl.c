@@ -47,11 +47,12 @@ static json_t *ctl_lun_json(const struct tgt_target *tt, size_t slot, struct scs
 			path = b->type == HF_BS_FILE ? b->path : "";
 		}
 	}
-	return json_pack(
-		"{s:I, s:s, s:s, s:s, s:I, s:i, s:s}", "id", (json_int_t)tt->luns[slot].lun,
-		"backstore", bsname, "type", type, "path", path, "size",
-		(json_int_t)(scsi_lun_nblocks(lun) * scsi_lun_block_size(lun)), "block_size",
-		(int)scsi_lun_block_size(lun), "serial", scsi_lun_serial(lun));
+	return json_pack("{s:I, s:s, s:s, s:s, s:I, s:i, s:s, s:b}", "id",
+			 (json_int_t)tt->luns[slot].lun, "backstore", bsname, "type", type, "path",
+			 path, "size",
+			 (json_int_t)(scsi_lun_nblocks(lun) * scsi_lun_block_size(lun)),
+			 "block_size", (int)scsi_lun_block_size(lun), "serial",
+			 scsi_lun_serial(lun), "paused", scsi_lun_paused(lun));
 }
 
 static json_t *ctl_targets(bool with_luns_only)
@@ -501,8 +502,9 @@ static struct scsi_lun *ctl_find_lun(const char *iqn, json_int_t id)
 	return NULL;
 }
 
-/* {"cmd":"lun_access","target":IQN,"lun":N,"epoch":E,"owners":[IQN...],"members":[IQN...]}
- * sets a shared volume's access (lun.h); "owners" may be empty (nobody writes). With
+/* {"cmd":"lun_access","target":IQN,"lun":N,"epoch":E,"owners":[IQN...],"members":[IQN...]
+ *  [,"paused":true]} sets a shared volume's access (lun.h); "owners" may be empty (nobody
+ * writes); "paused" holds every write (maintenance) until a policy without it. With
  * "clear":true the policy is removed. The change is in force for every later command once
  * this answers. */
 static json_t *ctl_lun_access(json_t *req)
@@ -510,18 +512,21 @@ static json_t *ctl_lun_access(json_t *req)
 	const char *owners[64], *members[64], *iqn = NULL;
 	json_t *jo = NULL, *jm = NULL, *v;
 	json_int_t id = -1, epoch = -1;
-	int clear = 0, rc;
+	int clear = 0, paused = 0, rc;
 	size_t no = 0, nm = 0, i;
 	struct scsi_lun *lun;
 
-	if (json_unpack(req, "{s:s, s:I, s?:I, s?:o, s?:o, s?:b}", "target", &iqn, "lun", &id,
-			"epoch", &epoch, "owners", &jo, "members", &jm, "clear", &clear) < 0)
+	if (json_unpack(req, "{s:s, s:I, s?:I, s?:o, s?:o, s?:b, s?:b}", "target", &iqn, "lun", &id,
+			"epoch", &epoch, "owners", &jo, "members", &jm, "clear", &clear, "paused",
+			&paused) < 0)
 		return json_pack("{s:s}", "error", "lun_access needs target and lun");
 	lun = ctl_find_lun(iqn, id);
 	if (!lun)
 		return json_pack("{s:s}", "error", "no such target or LUN");
 	if (clear) {
 		scsi_lun_clear_access(lun);
+		/* Writes the pause held run now. */
+		tgt_hold_kick_all();
 		return json_pack("{s:s, s:I, s:b}", "target", iqn, "lun", id, "cleared", 1);
 	}
 	if (epoch < 0 || !json_is_array(jo) || !json_is_array(jm) || json_array_size(jo) > 64 ||
@@ -540,13 +545,18 @@ static json_t *ctl_lun_access(json_t *req)
 			return json_pack("{s:s}", "error", "members must be initiator names");
 		members[nm++] = json_string_value(v);
 	}
-	rc = scsi_lun_set_access(lun, owners, no, members, nm, (uint64_t)epoch);
+	rc = scsi_lun_set_access(lun, owners, no, members, nm, (uint64_t)epoch, paused);
 	if (rc == -ESTALE)
 		return json_pack("{s:s}", "error",
 				 "stale epoch: a newer access policy is in force");
 	if (rc < 0)
 		return json_pack("{s:s}", "error", strerror(-rc));
-	return json_pack("{s:s, s:I, s:I}", "target", iqn, "lun", id, "epoch", epoch);
+	/* Not paused (any more): the workers run what they held for it, in order. A pause
+	 * needs nothing more: every write that starts after this answer sees it. */
+	if (!paused)
+		tgt_hold_kick_all();
+	return json_pack("{s:s, s:I, s:I, s:b}", "target", iqn, "lun", id, "epoch", epoch, "paused",
+			 paused);
 }
 
 /* Initiator names from a JSON array into names[0..max); -1 when it is not an array of
@@ -569,19 +579,20 @@ static int ctl_names(json_t *arr, const char **names, size_t max, size_t *n)
 }
 
 /* {"cmd":"lun_add","target":IQN,"lun":N,"name":S,"path":ABS,"size":BYTES[,"block_size":B]
- *  [,"epoch":E,"owners":[IQN...],"members":[IQN...]]}: with a policy the LUN is published
- * already under it. */
+ *  [,"epoch":E,"owners":[IQN...],"members":[IQN...][,"paused":true]]}: with a policy the LUN
+ * is published already under it. */
 static json_t *ctl_lun_add(json_t *req)
 {
 	const char *iqn = NULL, *name = NULL, *path = NULL, *owners[64], *members[64];
 	json_int_t id = -1, size = -1, bsz = 512, epoch = -1;
 	json_t *jo = NULL, *jm = NULL;
 	struct tgt_lun_policy pol = {.owners = owners, .members = members};
-	int rc;
+	int rc, paused = 0;
 
-	if (json_unpack(req, "{s:s, s:I, s:s, s:s, s:I, s?:I, s?:I, s?:o, s?:o}", "target", &iqn,
-			"lun", &id, "name", &name, "path", &path, "size", &size, "block_size", &bsz,
-			"epoch", &epoch, "owners", &jo, "members", &jm) < 0 ||
+	if (json_unpack(req, "{s:s, s:I, s:s, s:s, s:I, s?:I, s?:I, s?:o, s?:o, s?:b}", "target",
+			&iqn, "lun", &id, "name", &name, "path", &path, "size", &size, "block_size",
+			&bsz, "epoch", &epoch, "owners", &jo, "members", &jm, "paused",
+			&paused) < 0 ||
 	    id < 0 || size <= 0 || (bsz != 512 && bsz != 4096))
 		return json_pack("{s:s}", "error",
 				 "lun_add needs target, lun, name, an absolute path, size and a "
@@ -591,6 +602,7 @@ static json_t *ctl_lun_add(json_t *req)
 		return json_pack("{s:s}", "error",
 				 "a policy needs owners and members: arrays of at most 64 names");
 	pol.epoch = (uint64_t)epoch;
+	pol.paused = paused;
 	rc = tgt_lun_add(iqn, (uint64_t)id, name, path, (uint64_t)size, (uint32_t)bsz,
 			 epoch >= 0 ? &pol : NULL);
 	if (rc < 0)

@@ -111,6 +111,12 @@ struct worker {
 	struct conn *conns; /* every connection this worker serves */
 	struct conn *dirty; /* connections with queued output, flushed once per loop */
 	bool stop;
+	/* Writes held by paused LUNs, oldest first (target/hold.c). */
+	struct task *held_head, *held_tail;
+	unsigned nheld;
+	unsigned hold_gen;
+	uint64_t hold_due_ns;	     /* the earliest hold limit among them */
+	struct task *hold_releasing; /* the held task being run again right now */
 };
 
 int worker_start(struct worker **out, int id);
@@ -192,7 +198,12 @@ struct task {
 	const struct scsi_sense *data_error;
 	uint32_t unsol_datasn;
 	struct tmf_wait *wait; /* a TMF waiting for this task to drain */
-	int tx_refs;	       /* queued transmit PDUs that point into this task */
+	/* Held by a paused (maintenance) LUN on its worker (target/hold.c). */
+	struct task *held_next, *held_prev;
+	struct scsi_lun *held_on; /* NULL: not held */
+	uint64_t held_since_ns;	  /* when it was first held; kept if it is held again */
+	unsigned held_gen;	  /* the worker's pass that last looked at it */
+	int tx_refs;		  /* queued transmit PDUs that point into this task */
 	bool done;
 };
 
@@ -352,6 +363,14 @@ void tmf_abort_lun_local(struct worker *w, struct scsi_lun *lun, struct tmf_wait
 struct tmf_wait *tmf_wait_alloc(struct conn *c, struct worker *home);
 void tmf_abort_everywhere(struct worker *skip, struct scsi_lun *lun, struct tmf_wait *w);
 void tmf_wait_put(struct tmf_wait *w);
+
+/* Maintenance (target/hold.c): the scsi_task hold hook, the worker's pass over its held tasks
+ * (runs those whose LUN resumed, answers BUSY to those past the hold limit), the epoll timeout
+ * it needs, and the nudge every worker gets when a LUN's pause ends. */
+bool tgt_hold(struct scsi_task *st, struct scsi_lun *lun, bool paused);
+void tgt_hold_service(struct worker *w);
+int tgt_hold_timeout_ms(struct worker *w, int timeout);
+void tgt_hold_kick_all(void);
 
 uint64_t tgt_now_ns(void);
 void tgt_pr_abort(struct scsi_pr_abort *req);

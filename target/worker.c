@@ -146,6 +146,10 @@ static void *worker_run(void *arg)
 
 		if (timeout < 0 || timeout > WORKER_TICK_NS / 1000000)
 			timeout = WORKER_TICK_NS / 1000000;
+		/* Writes held by a paused LUN: answer those at their limit, wake for the next. */
+		timeout = tgt_hold_timeout_ms(w, timeout);
+		/* What that answered goes out before the wait. */
+		worker_flush_dirty(w);
 		n = epoll_wait(w->epfd, evs, WORKER_MAX_EVENTS, timeout);
 
 		if (n < 0) {

@@ -185,7 +185,7 @@ static void test_v1_database_is_migrated_with_its_rows(void **state)
 	assert_int_equal(truncate(path, 4096), 0);
 
 	assert_int_equal(catalog_open(&f->cat, f->dir, NULL, f->err, sizeof(f->err)), 0);
-	assert_int_equal(catalog_schema_version(f->cat), 2);
+	assert_int_equal(catalog_schema_version(f->cat), CATALOG_SCHEMA_VERSION);
 	assert_int_equal(catalog_vdisk_get(f->cat, "00000000-0000-4000-8000-000000000001", &v), 0);
 	assert_int_equal(v.epoch, 9);
 	assert_int_equal(v.owner, 3);
@@ -206,7 +206,13 @@ static void test_newer_schema_is_refused(void **state)
 	raw_sql(f, "UPDATE schema_version SET version = 99");
 	assert_int_equal(catalog_open(&f->cat, f->dir, NULL, f->err, sizeof(f->err)), -EPROTO);
 	assert_non_null(strstr(f->err, "newer"));
-	raw_sql(f, "UPDATE schema_version SET version = 2");
+	{
+		char sql[64];
+
+		snprintf(sql, sizeof(sql), "UPDATE schema_version SET version = %d",
+			 CATALOG_SCHEMA_VERSION);
+		raw_sql(f, sql);
+	}
 	reopen(f, NULL);
 }
 

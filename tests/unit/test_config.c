@@ -136,7 +136,22 @@ static void test_default_config_parses(void **state)
 	assert_int_equal(cfg->targets[0].nchap, 0);
 	assert_int_equal(cfg->targets[0].nacl, 0);
 	assert_true(cfg->workers >= 1 && cfg->workers <= 16);
+	assert_int_equal(cfg->maintenance_hold_ms, 10000);
 	hf_config_free(cfg);
+}
+
+static void test_maintenance_hold_ms(void **state)
+{
+	struct hf_config *cfg = NULL;
+
+	(void)state;
+	assert_int_equal(load(PORTAL BSTORE TARGET "\nmaintenance_hold_ms = 0;\n", &cfg), 0);
+	assert_int_equal(cfg->maintenance_hold_ms, 0);
+	hf_config_free(cfg);
+	expect_error(PORTAL BSTORE TARGET "\nmaintenance_hold_ms = 600001;\n", 5,
+		     "'maintenance_hold_ms' is 600001, must be 0..600000");
+	expect_error(PORTAL BSTORE TARGET "\nmaintenance_hold_ms = \"10s\";\n", 5,
+		     "must be an integer");
 }
 
 static void test_syntax_error_reports_its_line(void **state)
@@ -458,6 +473,7 @@ int main(void)
 		cmocka_unit_test(test_default_config_parses),
 		cmocka_unit_test(test_syntax_error_reports_its_line),
 		cmocka_unit_test(test_unknown_top_level_key_is_refused),
+		cmocka_unit_test(test_maintenance_hold_ms),
 		cmocka_unit_test(test_unknown_key_in_portal_is_refused),
 		cmocka_unit_test(test_unknown_key_in_lun_is_refused),
 		cmocka_unit_test(test_wrong_type_is_refused),

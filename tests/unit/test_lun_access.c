@@ -135,7 +135,55 @@ static void apply(struct fx *f, const char *owner, uint64_t epoch, int want)
 	const char *owners[] = {owner};
 	const char *members[] = {OWNER, READER};
 
-	assert_int_equal(scsi_lun_set_access(f->lun, owners, 1, members, 2, epoch), want);
+	assert_int_equal(scsi_lun_set_access(f->lun, owners, 1, members, 2, epoch, false), want);
+}
+
+static void apply_paused(struct fx *f, const char *owner, uint64_t epoch, bool paused, int want)
+{
+	const char *owners[] = {owner};
+	const char *members[] = {OWNER, READER};
+
+	assert_int_equal(scsi_lun_set_access(f->lun, owners, 1, members, 2, epoch, paused), want);
+}
+
+/* A transport's hold hook that takes every task while paused, as target/hold.c does. */
+static int hooks_called, hooks_taken;
+static struct scsi_lun *hook_lun;
+
+static bool hold_hook(struct scsi_task *t, struct scsi_lun *lun, bool paused)
+{
+	(void)t;
+	hooks_called++;
+	hook_lun = lun;
+	if (paused)
+		hooks_taken++;
+	return paused;
+}
+
+/* Run a command through the dispatcher with the hold hook; returns how often done ran. */
+static int run_hooked(struct fx *f, const struct scsi_nexus *nx, const uint8_t *cdb, size_t len,
+		      bool write)
+{
+	struct scsi_task *t = &f->t;
+
+	scsi_task_release(t);
+	memset(t, 0, sizeof(*t));
+	t->target = &f->ti;
+	t->nexus = nx;
+	t->lun = f->lun;
+	memcpy(t->cdb, cdb, len);
+	t->cdb_len = 16;
+	t->edtl = write ? BSZ : 4096;
+	t->ioctx = f->ctx;
+	t->out = write ? f->buf : NULL;
+	t->out_len = write ? BSZ : 0;
+	t->dir = write ? SCSI_DIR_WRITE : SCSI_DIR_READ;
+	t->done = on_done;
+	t->priv = f;
+	t->hold = hold_hook;
+	f->done_calls = 0;
+	scsi_task_exec(t);
+	return f->done_calls;
 }
 
 static void test_without_policy_everyone_writes(void **state)
@@ -206,6 +254,88 @@ static void test_clearing_the_policy_opens_the_lun(void **state)
 	assert_int_equal(scsi_lun_access_of(f->lun, OUTSIDER), SCSI_LUN_ACCESS_WRITE);
 }
 
+static const uint8_t WRITE_SAME16[16] = {0x93, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 1, 0, 0};
+static const uint8_t INQUIRY[6] = {0x12, 0, 0, 0x10, 0, 0};
+
+/* The pure verdict: conflict beats the pause, the pause holds only the owner. */
+static void test_write_verdict_table(void **state)
+{
+	struct fx *f = *state;
+
+	assert_int_equal(scsi_lun_write_verdict(f->lun, OUTSIDER, false), SCSI_LUN_WRITE_GO);
+	assert_int_equal(scsi_lun_write_verdict(f->lun, OWNER, true), SCSI_LUN_WRITE_CONFLICT);
+	assert_false(scsi_lun_paused(f->lun));
+	apply_paused(f, OWNER, 1, false, 0);
+	assert_int_equal(scsi_lun_write_verdict(f->lun, OWNER, false), SCSI_LUN_WRITE_GO);
+	assert_int_equal(scsi_lun_write_verdict(f->lun, READER, false), SCSI_LUN_WRITE_CONFLICT);
+	assert_int_equal(scsi_lun_write_verdict(f->lun, OUTSIDER, false), SCSI_LUN_WRITE_CONFLICT);
+	apply_paused(f, OWNER, 1, true, 0); /* the same epoch may pause */
+	assert_true(scsi_lun_paused(f->lun));
+	assert_int_equal(scsi_lun_write_verdict(f->lun, OWNER, false), SCSI_LUN_WRITE_HOLD);
+	assert_int_equal(scsi_lun_write_verdict(f->lun, OWNER, true), SCSI_LUN_WRITE_CONFLICT);
+	assert_int_equal(scsi_lun_write_verdict(f->lun, READER, false), SCSI_LUN_WRITE_CONFLICT);
+	apply_paused(f, OWNER, 1, false, 0); /* and resume */
+	assert_false(scsi_lun_paused(f->lun));
+	assert_int_equal(scsi_lun_write_verdict(f->lun, OWNER, false), SCSI_LUN_WRITE_GO);
+}
+
+static void test_a_stale_epoch_cannot_pause_or_resume(void **state)
+{
+	struct fx *f = *state;
+
+	apply_paused(f, OWNER, 5, true, 0);
+	apply_paused(f, OWNER, 4, false, -ESTALE);
+	assert_true(scsi_lun_paused(f->lun));
+	scsi_lun_clear_access(f->lun);
+	assert_false(scsi_lun_paused(f->lun));
+}
+
+/* Without a transport to hold it, a paused LUN answers the owner's write BUSY; reads and
+ * commands that do not change the medium go on, and a reader's write is still a conflict. */
+static void test_paused_without_hold_hook_answers_busy(void **state)
+{
+	struct fx *f = *state;
+
+	apply_paused(f, OWNER, 1, true, 0);
+	assert_int_equal(run(f, &f->owner, WRITE10, 10, true)->status, SCSI_STATUS_BUSY);
+	assert_int_equal(run(f, &f->owner, READ10, 10, false)->status, SCSI_STATUS_GOOD);
+	assert_int_equal(run(f, &f->reader, READ10, 10, false)->status, SCSI_STATUS_GOOD);
+	assert_int_equal(run(f, &f->owner, TUR, 6, false)->status, SCSI_STATUS_GOOD);
+	assert_int_equal(run(f, &f->reader, WRITE10, 10, true)->status,
+			 SCSI_STATUS_RESERVATION_CONFLICT);
+	apply_paused(f, OWNER, 1, false, 0);
+	assert_int_equal(run(f, &f->owner, WRITE10, 10, true)->status, SCSI_STATUS_GOOD);
+}
+
+/* With a hold hook, every command that changes the medium goes to it (paused or not, so the
+ * transport can keep order); the hook takes it while paused, and done is not called. */
+static void test_paused_write_class_commands_are_held(void **state)
+{
+	struct fx *f = *state;
+
+	apply_paused(f, OWNER, 1, true, 0);
+	hooks_called = hooks_taken = 0;
+	assert_int_equal(run_hooked(f, &f->owner, WRITE10, 10, true), 0);
+	assert_ptr_equal(hook_lun, f->lun);
+	assert_int_equal(run_hooked(f, &f->owner, WRITE_SAME16, 16, true), 0);
+	assert_int_equal(hooks_taken, 2);
+	/* Reads and INQUIRY never reach the hook. */
+	assert_int_equal(run_hooked(f, &f->owner, READ10, 10, false), 1);
+	assert_int_equal(f->t.status, SCSI_STATUS_GOOD);
+	assert_int_equal(run_hooked(f, &f->owner, INQUIRY, 6, false), 1);
+	assert_int_equal(hooks_called, 2);
+	/* A write refused anyway is answered, not held. */
+	assert_int_equal(run_hooked(f, &f->reader, WRITE10, 10, true), 1);
+	assert_int_equal(f->t.status, SCSI_STATUS_RESERVATION_CONFLICT);
+	assert_int_equal(hooks_called, 2);
+	/* Resumed: the hook is asked and lets it run. */
+	apply_paused(f, OWNER, 1, false, 0);
+	assert_int_equal(run_hooked(f, &f->owner, WRITE10, 10, true), 1);
+	assert_int_equal(f->t.status, SCSI_STATUS_GOOD);
+	assert_int_equal(hooks_called, 3);
+	assert_int_equal(hooks_taken, 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -219,6 +349,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stale_epoch_cannot_undo_a_transfer, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_clearing_the_policy_opens_the_lun, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_write_verdict_table, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_stale_epoch_cannot_pause_or_resume, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_paused_without_hold_hook_answers_busy, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_paused_write_class_commands_are_held, setup,
 						teardown),
 	};
 
