@@ -264,6 +264,8 @@ static bool add_ok(json_t *r)
 
 /* ---- JSON of the catalog's objects ---- */
 
+static struct sync *sync_find(const char *vid);
+
 static struct clone_job *job_find(const char *vid)
 {
 	struct clone_job *j;
@@ -312,6 +314,10 @@ static json_t *vdisk_json(const struct catalog_vdisk *v)
 		      "epoch", (json_int_t)v->epoch, "state", catalog_vdisk_state_name(v->state),
 		      "maintenance", v->maintenance, "vm", v->vm, "hosts", ah, "created",
 		      (json_int_t)v->created, "updated", (json_int_t)v->updated);
+	/* Exported: the target has taken the disk's LUN and policy as the catalog has them. */
+	if (o)
+		json_object_set_new(o, "exported",
+				    json_boolean(v->state == CATALOG_VDISK_READY && !sync_find(v->id)));
 	if (o && v->state == CATALOG_VDISK_CLONING && job_find(v->id))
 		json_object_set_new(o, "progress", progress_json(job_find(v->id)));
 	return o;
