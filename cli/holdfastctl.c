@@ -62,7 +62,8 @@ static void usage(FILE *f)
 		"  cluster token create  a one-time join token and the agent's command line\n"
 		"  cluster status        quorum, hosts (leases, epochs, iSCSI sessions), events\n"
 		"  cluster host remove   fence a host at the target and refuse its certificate\n"
-		"  vdisk clone  answers once the clone is recorded (state cloning); vdisk show and\n"
+		"  vdisk clone  answers once the clone is recorded (state cloning); vdisk show "
+		"and\n"
 		"               list give its progress; --wait follows it to the end; --rate caps\n"
 		"               the copy (e.g. 100M a second); vdisk delete of it cancels it\n"
 		"  -s SOCKET  the daemon's control socket (default: %s)\n"
@@ -528,10 +529,10 @@ static const char *requester(void)
 	return pw ? pw->pw_name : NULL;
 }
 
-static long long opt_ttl = -1;	 /* --ttl, for cluster token create */
-static long long opt_epoch = -1; /* --epoch, for the vdisk commands that change a disk */
-static long long opt_alert = -1; /* --alert, for pool add */
-static bool opt_wait;		 /* --wait, for vdisk clone */
+static long long opt_ttl = -1;	    /* --ttl, for cluster token create */
+static long long opt_epoch = -1;    /* --epoch, for the vdisk commands that change a disk */
+static long long opt_alert = -1;    /* --alert, for pool add */
+static bool opt_wait;		    /* --wait, for vdisk clone */
 static unsigned long long opt_rate; /* --rate, for vdisk clone; 0: none */
 
 /* A size: bytes, or a number with K, M, G, T or P (powers of 1024, an optional "iB" or "B"). */

@@ -1002,8 +1002,8 @@ int catalog_vdisk_clone(struct catalog *cat, const char *src_id, uint64_t expect
 
 	if (reflinked)
 		*reflinked = false;
-	rc = catalog_vdisk_clone_begin(cat, src_id, expected_epoch, name, target_iqn, quorate,
-				       &src, &v, err, errlen);
+	rc = catalog_vdisk_clone_begin(cat, src_id, expected_epoch, name, target_iqn, quorate, &src,
+				       &v, err, errlen);
 	if (rc < 0)
 		return rc;
 	rc = catalog_clone_copy(src.path, v.path, v.size, progress, ctx, &reflink, err, errlen);

@@ -33,8 +33,8 @@
 #define CC_ATTACHED_MAX	 64
 #define CC_SIG_MAX	 (COORD_HOSTS_MAX * AGENT_MAX_IQNS * (AGENT_IQN_MAX + 2) + 1)
 #define CC_POOL_CHECK_NS 1000000000LL /* how often the pools' free space is looked at */
-#define CC_FAILED_MAX	 16	       /* clone failures remembered for vdisk_show */
-#define CC_RATE_SLICE_NS 50000000LL    /* a rate-limited worker checks for cancel this often */
+#define CC_FAILED_MAX	 16	      /* clone failures remembered for vdisk_show */
+#define CC_RATE_SLICE_NS 50000000LL   /* a rate-limited worker checks for cancel this often */
 
 enum op_kind {
 	OP_CREATE,
@@ -316,8 +316,9 @@ static json_t *vdisk_json(const struct catalog_vdisk *v)
 		      (json_int_t)v->created, "updated", (json_int_t)v->updated);
 	/* Exported: the target has taken the disk's LUN and policy as the catalog has them. */
 	if (o)
-		json_object_set_new(o, "exported",
-				    json_boolean(v->state == CATALOG_VDISK_READY && !sync_find(v->id)));
+		json_object_set_new(
+			o, "exported",
+			json_boolean(v->state == CATALOG_VDISK_READY && !sync_find(v->id)));
 	if (o && v->state == CATALOG_VDISK_CLONING && job_find(v->id))
 		json_object_set_new(o, "progress", progress_json(job_find(v->id)));
 	return o;
@@ -1450,8 +1451,8 @@ static void job_end(struct clone_job *j, bool stopping)
 	failure_note(j->vid, why);
 	if (j->delete_ctl) {
 		log_info("coord: vdisk %s: clone of %s %s", j->vid, j->src_vid, why);
-		cc.env.reply(j->delete_ctl, json_pack("{s:s, s:b}", "deleted", j->vid, "cancelled",
-						      true));
+		cc.env.reply(j->delete_ctl,
+			     json_pack("{s:s, s:b}", "deleted", j->vid, "cancelled", true));
 	} else {
 		log_warnx("coord: vdisk %s: clone of %s: %s", j->vid, j->src_vid, why);
 	}
@@ -1539,8 +1540,9 @@ static void cancel_clone(uint32_t id, const struct catalog_vdisk *v, uint64_t ep
 	char why[160];
 
 	if (!j) {
-		reply_err(id, -EBUSY, "the disk is being cloned by nobody; restart coord to roll "
-				      "it back");
+		reply_err(id, -EBUSY,
+			  "the disk is being cloned by nobody; restart coord to roll "
+			  "it back");
 		return;
 	}
 	if (epoch != v->epoch) {
@@ -1583,10 +1585,9 @@ static void do_vdisk_show(uint32_t id, json_t *req)
 }
 
 static const char *const commands[] = {
-	"pool_add",	"pool_list",	  "pool_remove",  "vdisk_list",
-	"vdisk_create", "vdisk_extend",	  "vdisk_delete", "vdisk_attach",
-	"vdisk_detach", "vdisk_transfer", "vdisk_clone",  "vdisk_show",
-	NULL,
+	"pool_add",	"pool_list",	"pool_remove",	"vdisk_list",	"vdisk_create",
+	"vdisk_extend", "vdisk_delete", "vdisk_attach", "vdisk_detach", "vdisk_transfer",
+	"vdisk_clone",	"vdisk_show",	NULL,
 };
 
 bool coord_catalog_handles(const char *cmd)

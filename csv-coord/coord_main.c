@@ -1900,9 +1900,12 @@ int coord_main(const struct hf_config *cfg, int parent_fd)
 	{
 		/* The catalog is opened (and reconciled) before any request; a catalog that
 		 * cannot be opened leaves the pool and vdisk commands answering an error. */
-		struct coord_catalog_env env = {
-			.cfg = cfg, .hosts = &co.hosts, .q = &co.q, .relay = catalog_relay,
-			.reply = ctl_reply, .event = catalog_event};
+		struct coord_catalog_env env = {.cfg = cfg,
+						.hosts = &co.hosts,
+						.q = &co.q,
+						.relay = catalog_relay,
+						.reply = ctl_reply,
+						.event = catalog_event};
 
 		coord_catalog_open(&env);
 	}

@@ -692,9 +692,9 @@ static void test_clone_begin_commits_a_cloning_row_and_finish_makes_it_ready(voi
 	assert_int_equal(catalog_vdisk_get(f->cat, c.id, &g), 0);
 	assert_int_equal(g.state, CATALOG_VDISK_CLONING);
 	/* Nothing may change a disk that is being cloned. */
-	assert_int_equal(catalog_vdisk_extend(f->cat, c.id, 1, 32 * MiB, true, NULL, f->err,
-					      sizeof(f->err)),
-			 -EBUSY);
+	assert_int_equal(
+		catalog_vdisk_extend(f->cat, c.id, 1, 32 * MiB, true, NULL, f->err, sizeof(f->err)),
+		-EBUSY);
 	assert_int_equal(catalog_clone_copy(src.path, c.path, c.size, NULL, NULL, &reflinked,
 					    f->err, sizeof(f->err)),
 			 0);
@@ -716,8 +716,8 @@ static void test_clone_copy_cancelled_removes_its_file_and_abort_removes_the_row
 	assert_int_equal(catalog_vdisk_clone_begin(f->cat, v.id, 1, "c", "", true, &src, &c, f->err,
 						   sizeof(f->err)),
 			 0);
-	assert_int_equal(catalog_clone_copy(src.path, c.path, c.size, on_progress, &p, NULL,
-					    f->err, sizeof(f->err)),
+	assert_int_equal(catalog_clone_copy(src.path, c.path, c.size, on_progress, &p, NULL, f->err,
+					    sizeof(f->err)),
 			 -ECANCELED);
 	assert_int_equal(access(c.path, F_OK), -1);
 	assert_int_equal(catalog_vdisk_clone_abort(f->cat, c.id, f->err, sizeof(f->err)), 0);
