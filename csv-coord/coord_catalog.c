@@ -602,7 +602,7 @@ void coord_catalog_target_restarted(void)
 {
 	if (!cc.cat)
 		return;
-	log_info("coord: the target restarted: exporting every ready virtual disk again");
+	log_info("coord: a new run of the target: exporting every ready virtual disk to it");
 	sync_all(true);
 	coord_catalog_tick(mono_ns());
 }
