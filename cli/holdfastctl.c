@@ -27,11 +27,14 @@ enum {
 	EXIT_DAEMON_ERROR = 1,
 	EXIT_USAGE = 2,
 	EXIT_UNREACHABLE = 3,
+	/* The catalog took the change but the target has not yet: the daemon retries it. */
+	EXIT_NOT_APPLIED = 4,
 };
 
 #define DEFAULT_SOCKET	"holdfast-data/holdfastd.sock"
 #define REPLY_MAX	(2 * 1024 * 1024) /* the daemon's replies are at most 1 MiB */
 #define REPLY_TIMEOUT_S 15		  /* the daemon itself gives up after 10 s */
+#define WAIT_POLL_MS	500		  /* vdisk clone --wait looks at the clone this often */
 
 static const char *const commands[] = {"targets", "luns", "sessions", NULL};
 
@@ -47,7 +50,9 @@ static void usage(FILE *f)
 		"       holdfastctl [-s SOCKET | -c CONFIG] [--json] pool add NAME PATH [--alert "
 		"PCT] | pool list | pool remove NAME\n"
 		"       holdfastctl [-s SOCKET | -c CONFIG] [--json] vdisk create POOL NAME SIZE | "
-		"vdisk list [POOL] | vdisk clone ID NAME\n"
+		"vdisk list [POOL] | vdisk show ID\n"
+		"       holdfastctl [-s SOCKET | -c CONFIG] [--json] vdisk clone ID NAME [--wait] "
+		"[--rate BYTES_PER_S]\n"
 		"       holdfastctl [-s SOCKET | -c CONFIG] [--json] vdisk extend ID SIZE | delete "
 		"ID | attach ID HOST | detach ID HOST | transfer ID FROM TO --epoch E\n"
 		"       holdfastctl [-s SOCKET | -c CONFIG] [--json] vdisk maintenance ID on|off "
@@ -66,11 +71,17 @@ static void usage(FILE *f)
 		"  cluster token create  a one-time join token and the agent's command line\n"
 		"  cluster status        quorum, hosts (leases, epochs, iSCSI sessions), events\n"
 		"  cluster host remove   fence a host at the target and refuse its certificate\n"
+		"  vdisk clone  answers once the clone is recorded (state cloning); vdisk\n"
+		"               show and list give its progress; --wait follows it to the end;\n"
+		"               --rate caps the copy (100M: 100 MiB a second); vdisk delete of\n"
+		"               the clone cancels it\n"
 		"  -s SOCKET  the daemon's control socket (default: %s)\n"
 		"  -c CONFIG  read the control socket's path from this configuration\n"
 		"  --json     print the daemon's JSON answer instead of a table\n"
 		"exit status: 0 ok, 1 the daemon reported an error, 2 usage, 3 daemon not "
-		"reachable\n",
+		"reachable,\n"
+		"             4 committed in the catalog but not yet applied at the target "
+		"(retried)\n",
 		DEFAULT_SOCKET);
 }
 
@@ -527,9 +538,11 @@ static const char *requester(void)
 	return pw ? pw->pw_name : NULL;
 }
 
-static long long opt_ttl = -1;	 /* --ttl, for cluster token create */
-static long long opt_epoch = -1; /* --epoch, for the vdisk commands that change a disk */
-static long long opt_alert = -1; /* --alert, for pool add */
+static long long opt_ttl = -1;	    /* --ttl, for cluster token create */
+static long long opt_epoch = -1;    /* --epoch, for the vdisk commands that change a disk */
+static long long opt_alert = -1;    /* --alert, for pool add */
+static bool opt_wait;		    /* --wait, for vdisk clone */
+static unsigned long long opt_rate; /* --rate, for vdisk clone; 0: none */
 
 /* A size: bytes, or a number with K, M, G, T or P (powers of 1024, an optional "iB" or "B"). */
 static int parse_size(const char *t, unsigned long long *out)
@@ -627,6 +640,10 @@ static json_t *build_vdisk_request(int argc, char **argv, const char **cmd)
 		fprintf(stderr, "holdfastctl: --epoch does not belong to vdisk %s\n", sub);
 		return NULL;
 	}
+	if ((opt_wait || opt_rate) && strcmp(sub, "clone")) {
+		fprintf(stderr, "holdfastctl: --wait and --rate belong to vdisk clone\n");
+		return NULL;
+	}
 	if (argc == 5 && !strcmp(sub, "create")) {
 		if (parse_size(argv[4], &size) || size == 0) {
 			fprintf(stderr, "holdfastctl: '%s' is not a size\n", argv[4]);
@@ -659,6 +676,11 @@ static json_t *build_vdisk_request(int argc, char **argv, const char **cmd)
 	} else if (argc == 4 && !strcmp(sub, "clone")) {
 		*cmd = "vdisk_clone";
 		r = json_pack("{s:s, s:s, s:s}", "cmd", *cmd, "id", argv[2], "name", argv[3]);
+		if (r && opt_rate)
+			json_object_set_new(r, "rate", json_integer((json_int_t)opt_rate));
+	} else if (argc == 3 && !strcmp(sub, "show")) {
+		*cmd = "vdisk_show";
+		r = json_pack("{s:s, s:s}", "cmd", *cmd, "id", argv[2]);
 	} else if (argc == 4 && !strcmp(sub, "maintenance") &&
 		   (!strcmp(argv[3], "on") || !strcmp(argv[3], "off"))) {
 		*cmd = "vdisk_maintenance";
@@ -671,7 +693,8 @@ static json_t *build_vdisk_request(int argc, char **argv, const char **cmd)
 		fprintf(stderr,
 			"holdfastctl: vdisk takes create POOL NAME SIZE | list [POOL] | extend ID "
 			"SIZE | delete ID | attach ID HOST | detach ID HOST | transfer ID FROM TO "
-			"| clone ID NAME | maintenance ID on|off | access ID\n");
+			"| clone ID NAME [--wait] [--rate BYTES_PER_S] | show ID | maintenance ID on|off "
+			"| access ID\n");
 		return NULL;
 	}
 	if (r && opt_epoch >= 0)
@@ -686,17 +709,29 @@ static const char *owner_of(json_t *v)
 	return json_is_string(o) ? json_string_value(o) : "-";
 }
 
+/* A disk's state, with a clone's progress ("cloning 42%"). */
+static const char *state_of(json_t *v, char *buf, size_t len)
+{
+	json_t *p = json_object_get(v, "progress");
+
+	if (!json_is_object(p))
+		return str_of(v, "state");
+	snprintf(buf, len, "%s %.0f%%", str_of(v, "state"),
+		 json_number_value(json_object_get(p, "percent")));
+	return buf;
+}
+
 static void print_vdisk_row(json_t *v, bool header)
 {
-	char b1[32], b2[32], b3[32], state[32];
+	char b1[32], b2[32], b3[32], b4[48], state[64];
 	json_t *hosts = json_object_get(v, "hosts"), *access = json_object_get(v, "access"), *h;
 	size_t i;
 
 	if (header)
 		printf("%-36s %-16s %-10s %9s %5s %-10s %6s %-12s %s\n", "ID", "NAME", "POOL",
 		       "SIZE", "LUN", "OWNER", "EPOCH", "STATE", "HOSTS (ACCESS)");
-	/* A disk in maintenance says so beside its state. */
-	snprintf(state, sizeof(state), "%s%s", str_of(v, "state"),
+	/* A disk in maintenance says so beside its state (and a clone its progress). */
+	snprintf(state, sizeof(state), "%s%s", state_of(v, b4, sizeof(b4)),
 		 json_is_true(json_object_get(v, "maintenance")) ? ",maint" : "");
 	printf("%-36s %-16s %-10s %9s %5s %-10s %6s %-12s ", str_of(v, "id"), str_of(v, "name"),
 	       str_of(v, "pool"), size_of(v, "size", b1, sizeof(b1)),
@@ -809,8 +844,13 @@ static void print_vdisk_reply(const char *cmd, json_t *reply)
 		return;
 	}
 	if (!strcmp(cmd, "vdisk_delete")) {
-		printf("deleted %s (LUN %s)\n", str_of(reply, "deleted"),
-		       int_of(reply, "lun", b1, sizeof(b1)));
+		if (json_is_true(json_object_get(reply, "cancelled")))
+			printf("deleted %s: its clone was cancelled and the partial copy "
+			       "removed\n",
+			       str_of(reply, "deleted"));
+		else
+			printf("deleted %s (LUN %s)\n", str_of(reply, "deleted"),
+			       int_of(reply, "lun", b1, sizeof(b1)));
 		return;
 	}
 	if (!v) {
@@ -822,6 +862,10 @@ static void print_vdisk_reply(const char *cmd, json_t *reply)
 		printf("grown from %s to %s; hosts get CAPACITY DATA HAS CHANGED\n",
 		       size_of(reply, "old_size", b1, sizeof(b1)),
 		       size_of(v, "size", b2, sizeof(b2)));
+	else if (!strcmp(cmd, "vdisk_clone") && !strcmp(str_of(v, "state"), "cloning"))
+		printf("cloning into LUN %s of %s; exported when the copy ends (holdfastctl vdisk "
+		       "show %s)\n",
+		       int_of(v, "lun", b1, sizeof(b1)), str_of(v, "target"), str_of(v, "id"));
 	else if (!strcmp(cmd, "vdisk_create") || !strcmp(cmd, "vdisk_clone"))
 		printf("exported as LUN %s of %s\n", int_of(v, "lun", b1, sizeof(b1)),
 		       str_of(v, "target"));
@@ -949,13 +993,81 @@ static json_t *build_request(int argc, char **argv, const char **cmd)
 			 (json_int_t)lun, "by", requester());
 }
 
+/* One request on a connection of its own; NULL with a message printed when the daemon cannot
+ * be reached. */
+static json_t *call_once(const char *sock, json_t *request)
+{
+	const char *why = NULL;
+	json_t *reply;
+	int fd = ctl_connect(sock);
+
+	if (fd < 0) {
+		fprintf(stderr, "holdfastctl: cannot reach holdfastd at %s: %s\n", sock,
+			strerror(-fd));
+		return NULL;
+	}
+	reply = ctl_call(fd, request, &why);
+	close(fd);
+	if (!reply)
+		fprintf(stderr, "holdfastctl: %s: %s\n", sock, why);
+	return reply;
+}
+
+/* vdisk clone --wait: follow the clone with vdisk_show until it is ready and exported, or gone.
+ * Progress goes to stderr, one line per whole percent, so that stdout keeps the answer. Returns
+ * the exit status; *last is the last answer (NULL when the daemon could not be reached). */
+static int wait_clone(const char *sock, const char *id, bool quiet, json_t **last)
+{
+	const struct timespec pause = {.tv_sec = WAIT_POLL_MS / 1000,
+				       .tv_nsec = (WAIT_POLL_MS % 1000) * 1000000L};
+	json_t *req = json_pack("{s:s, s:s}", "cmd", "vdisk_show", "id", id), *reply, *v, *p;
+	char b1[32], b2[32];
+	int shown = -1, ready_polls = 0, pct;
+
+	*last = NULL;
+	for (;;) {
+		nanosleep(&pause, NULL);
+		reply = call_once(sock, req);
+		if (!reply) {
+			json_decref(req);
+			return EXIT_UNREACHABLE;
+		}
+		v = json_object_get(reply, "vdisk");
+		p = json_object_get(v, "progress");
+		if (json_object_get(reply, "error") || !json_is_object(v) ||
+		    (strcmp(str_of(v, "state"), "cloning") &&
+		     (json_is_true(json_object_get(v, "exported")) ||
+		      ++ready_polls * WAIT_POLL_MS >= REPLY_TIMEOUT_S * 1000))) {
+			json_decref(req);
+			*last = reply;
+			if (json_object_get(reply, "error"))
+				return EXIT_DAEMON_ERROR;
+			if (!strcmp(str_of(v, "state"), "ready"))
+				return json_is_true(json_object_get(v, "exported"))
+					       ? EXIT_OK
+					       : EXIT_NOT_APPLIED;
+			return EXIT_DAEMON_ERROR;
+		}
+		if (json_is_object(p)) {
+			pct = (int)json_number_value(json_object_get(p, "percent"));
+			if (!quiet && pct != shown)
+				fprintf(stderr, "cloning %s: %s of %s (%d%%)\n", id,
+					size_of(p, "done", b1, sizeof(b1)),
+					size_of(p, "total", b2, sizeof(b2)), pct);
+			shown = pct;
+		}
+		json_decref(reply);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"json", no_argument, NULL, 'j'},	  {"socket", required_argument, NULL, 's'},
 		{"config", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'},
 		{"ttl", required_argument, NULL, 't'},	  {"epoch", required_argument, NULL, 'e'},
-		{"alert", required_argument, NULL, 'a'},  {0},
+		{"alert", required_argument, NULL, 'a'},  {"wait", no_argument, NULL, 'w'},
+		{"rate", required_argument, NULL, 'r'},	  {0},
 	};
 	const char *sock = DEFAULT_SOCKET, *conffile = NULL, *cmd, *why = NULL;
 	struct hf_config *cfg = NULL;
@@ -1006,6 +1118,16 @@ int main(int argc, char **argv)
 				opt_alert = v;
 			break;
 		}
+		case 'w':
+			opt_wait = true;
+			break;
+		case 'r':
+			if (parse_size(optarg, &opt_rate) || opt_rate == 0) {
+				fprintf(stderr, "holdfastctl: --rate takes bytes a second (e.g. "
+						"100M)\n");
+				return EXIT_USAGE;
+			}
+			break;
 		case 'h':
 			usage(stdout);
 			return EXIT_OK;
@@ -1050,9 +1172,33 @@ int main(int argc, char **argv)
 	}
 	e = json_object_get(reply, "error");
 	rc = e ? EXIT_DAEMON_ERROR : EXIT_OK;
+	if (e && !strcmp(str_of(reply, "code"), "not_applied"))
+		rc = EXIT_NOT_APPLIED;
+	if (!e && opt_wait && !strcmp(cmd, "vdisk_clone")) {
+		json_t *last;
+		char id[64];
+
+		snprintf(id, sizeof(id), "%s", str_of(json_object_get(reply, "vdisk"), "id"));
+		if (!json)
+			print_vdisk_reply(cmd, reply);
+		json_decref(reply);
+		rc = wait_clone(sock, id, json, &last);
+		if (!last)
+			return rc;
+		reply = last;
+		e = json_object_get(reply, "error");
+		cmd = "vdisk_show";
+	}
 	if (json) {
 		json_dumpf(reply, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		printf("\n");
+	} else if (rc == EXIT_NOT_APPLIED && json_object_get(reply, "vdisk")) {
+		/* The change stands: show the disk as the catalog has it, then why it is not at
+		 * the target yet. */
+		print_vdisk_row(json_object_get(reply, "vdisk"), true);
+		fprintf(stderr, "holdfastctl: not applied yet: %s\n",
+			json_is_string(e) ? json_string_value(e)
+					  : "the target has not taken the disk yet; retried");
 	} else if (e) {
 		fprintf(stderr, "holdfastctl: %s\n",
 			json_is_string(e) ? json_string_value(e) : "the daemon reported an error");

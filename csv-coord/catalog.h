@@ -227,6 +227,26 @@ int catalog_vdisk_clone(struct catalog *cat, const char *src_id, uint64_t expect
 			catalog_progress_fn progress, void *ctx, struct catalog_vdisk *out,
 			bool *reflinked, char *err, size_t errlen);
 
+/* The same in three steps, so that the copy can run away from the catalog's single writer (the
+ * coord plane copies in a worker thread and keeps its event loop free):
+ *  1. catalog_vdisk_clone_begin(): the checks, and the new disk's row in state cloning, durable
+ *     before it returns (*src_out is the source, *out the new disk);
+ *  2. catalog_clone_copy(): no catalog at all, only the files: FICLONE first, else a copy of
+ *     the data extents; the copy is fsynced with its folder; on failure it is removed;
+ *  3. catalog_vdisk_clone_finish() makes the disk ready, or catalog_vdisk_clone_abort()
+ *     removes its file and its row.
+ * A crash between 1 and 3 leaves a cloning row, which the next catalog_open() rolls back. */
+int catalog_vdisk_clone_begin(struct catalog *cat, const char *src_id, uint64_t expected_epoch,
+			      const char *name, const char *target_iqn, bool quorate,
+			      struct catalog_vdisk *src_out, struct catalog_vdisk *out, char *err,
+			      size_t errlen);
+int catalog_clone_copy(const char *src_path, const char *dst_path, uint64_t size,
+		       catalog_progress_fn progress, void *ctx, bool *reflinked, char *err,
+		       size_t errlen);
+int catalog_vdisk_clone_finish(struct catalog *cat, const char *id, struct catalog_vdisk *out,
+			       char *err, size_t errlen);
+int catalog_vdisk_clone_abort(struct catalog *cat, const char *id, char *err, size_t errlen);
+
 /* Host paths, set by the coordinator when it fences or unfences a host or learns which portal
  * the host reaches the box over. Recorded without quorum: a fence must always be recordable.
  * Every attachment of the host gets its access state recomputed. */

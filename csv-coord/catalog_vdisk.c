@@ -825,29 +825,26 @@ static int copy_data(int src, int dst, uint64_t size, catalog_progress_fn progre
 	return 0;
 }
 
-int catalog_vdisk_clone(struct catalog *cat, const char *src_id, uint64_t expected_epoch,
-			const char *name, const char *target_iqn, bool quorate,
-			catalog_progress_fn progress, void *ctx, struct catalog_vdisk *out,
-			bool *reflinked, char *err, size_t errlen)
+int catalog_vdisk_clone_begin(struct catalog *cat, const char *src_id, uint64_t expected_epoch,
+			      const char *name, const char *target_iqn, bool quorate,
+			      struct catalog_vdisk *src_out, struct catalog_vdisk *out, char *err,
+			      size_t errlen)
 {
-	struct catalog_req *r = req_new(CATALOG_OP_CREATE, src_id, expected_epoch, quorate);
-	struct catalog_vdisk src, v;
+	struct catalog_req *r = req_new(CATALOG_OP_EXTEND, src_id, expected_epoch, quorate);
+	struct catalog_vdisk src;
 	struct catalog_pool p;
-	int rc, sfd = -1, dfd = -1;
-	bool reflink = false;
+	int rc;
 
 	REQ_OR_ENOMEM(r);
-	if (reflinked)
-		*reflinked = false;
-	/* Phase 1: the checks, and the new row in state cloning, durable before any byte is
-	 * copied, so a crash during the copy leaves a row that names the partial file. */
+	/* The checks, and the new row in state cloning, durable before any byte is copied, so a
+	 * crash during the copy leaves a row that names the partial file. */
 	rc = catalog_txn_begin(cat, err, errlen);
 	if (rc < 0)
 		goto out_free;
-	r->op = CATALOG_OP_EXTEND; /* load_checked's rules for an existing, ready disk */
+	/* r->op is EXTEND here: load_checked's rules for an existing, ready disk. */
 	rc = load_checked(cat, r);
 	if (rc < 0)
-		goto err_rollback_req;
+		goto err_rollback;
 	src = r->vdisk;
 	r->op = CATALOG_OP_CREATE;
 	snprintf(r->spec.name, sizeof(r->spec.name), "%s", name ? name : "");
@@ -858,97 +855,165 @@ int catalog_vdisk_clone(struct catalog *cat, const char *src_id, uint64_t expect
 	r->spec.owner = CATALOG_NO_HOST;
 	rc = check_new_disk(cat, r, &p);
 	if (rc == 0)
-		rc = insert_vdisk(cat, r, &p, "cloning", &v);
+		rc = insert_vdisk(cat, r, &p, "cloning", out);
 	if (rc < 0)
-		goto err_rollback_req;
+		goto err_rollback;
 	rc = catalog_txn_commit(cat, err, errlen);
-	if (rc < 0)
-		goto out_free;
+	if (rc == 0 && src_out)
+		*src_out = src;
+	goto out_free;
 
-	/* Phase 2: the data. */
-	sfd = open(src.path, O_RDONLY | O_CLOEXEC);
-	if (sfd < 0) {
-		rc = catalog_errf(err, errlen, -errno, "open %s: %s", src.path, strerror(errno));
-		goto err_undo;
-	}
-	dfd = open(v.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+err_rollback:
+	catalog_errf(err, errlen, rc, "%s", r->err);
+	catalog_txn_rollback(cat);
+out_free:
+	free(r);
+	return rc;
+}
+
+int catalog_clone_copy(const char *src_path, const char *dst_path, uint64_t size,
+		       catalog_progress_fn progress, void *ctx, bool *reflinked, char *err,
+		       size_t errlen)
+{
+	int rc = 0, sfd, dfd;
+
+	if (reflinked)
+		*reflinked = false;
+	sfd = open(src_path, O_RDONLY | O_CLOEXEC);
+	if (sfd < 0)
+		return catalog_errf(err, errlen, -errno, "open %s: %s", src_path, strerror(errno));
+	dfd = open(dst_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (dfd < 0) {
-		rc = catalog_errf(err, errlen, -errno, "create %s: %s", v.path, strerror(errno));
-		goto err_undo;
+		rc = catalog_errf(err, errlen, -errno, "create %s: %s", dst_path, strerror(errno));
+		close(sfd);
+		return rc;
 	}
 	/* A reflink shares the source's blocks until either side writes: instant, and no space
 	 * used. File systems without it (ext4) answer EOPNOTSUPP, EINVAL or EXDEV. */
 	if (ioctl(dfd, FICLONE, sfd) == 0) {
-		reflink = true;
-		if (progress && progress(ctx, v.size, v.size)) {
+		if (reflinked)
+			*reflinked = true;
+		if (progress && progress(ctx, size, size))
 			rc = catalog_errf(err, errlen, -ECANCELED, "clone cancelled");
-			goto err_undo;
-		}
+	} else if (ftruncate(dfd, (off_t)size) < 0) {
+		rc = catalog_errf(err, errlen, -errno, "size %s: %s", dst_path, strerror(errno));
 	} else {
-		if (ftruncate(dfd, (off_t)v.size) < 0) {
-			rc = catalog_errf(err, errlen, -errno, "size %s: %s", v.path,
-					  strerror(errno));
-			goto err_undo;
-		}
-		rc = copy_data(sfd, dfd, v.size, progress, ctx);
-		if (rc < 0) {
-			catalog_errf(err, errlen, rc, "copy to %s: %s", v.path, strerror(-rc));
-			goto err_undo;
-		}
+		rc = copy_data(sfd, dfd, size, progress, ctx);
+		if (rc == -ECANCELED)
+			catalog_errf(err, errlen, rc, "clone cancelled");
+		else if (rc < 0)
+			catalog_errf(err, errlen, rc, "copy to %s: %s", dst_path, strerror(-rc));
 	}
-	if (fsync(dfd) < 0 || (rc = catalog_fsync_parent(v.path)) < 0) {
-		rc = catalog_errf(err, errlen, rc < 0 ? rc : -errno, "fsync %s", v.path);
-		goto err_undo;
-	}
+	if (rc == 0 && fsync(dfd) < 0)
+		rc = catalog_errf(err, errlen, -errno, "fsync %s: %s", dst_path, strerror(errno));
+	if (rc == 0 && (rc = catalog_fsync_parent(dst_path)) < 0)
+		catalog_errf(err, errlen, rc, "fsync the folder of %s", dst_path);
 	close(dfd);
 	close(sfd);
-	dfd = sfd = -1;
+	if (rc < 0)
+		unlink(dst_path);
+	return rc;
+}
 
-	/* Phase 3: the clone is ready. */
+/* The disk of a clone whose copy ended, still in state cloning. */
+static int load_cloning(struct catalog *cat, const char *id, struct catalog_vdisk *v, char *err,
+			size_t errlen)
+{
+	int rc = catalog_vdisk_get(cat, id, v);
+
+	if (rc == -ENOENT)
+		return catalog_errf(err, errlen, rc, "no virtual disk %s", id);
+	if (rc < 0)
+		return catalog_errf(err, errlen, rc, "catalog: %s", sqlite3_errmsg(cat->db));
+	if (v->state != CATALOG_VDISK_CLONING)
+		return catalog_errf(err, errlen, -EINVAL, "virtual disk %s is not being cloned",
+				    id);
+	return 0;
+}
+
+int catalog_vdisk_clone_finish(struct catalog *cat, const char *id, struct catalog_vdisk *out,
+			       char *err, size_t errlen)
+{
+	struct catalog_req *r = req_new(CATALOG_OP_CREATE, id, 0, true);
+	int rc;
+
+	REQ_OR_ENOMEM(r);
 	rc = catalog_txn_begin(cat, err, errlen);
 	if (rc < 0)
 		goto out_free;
-	snprintf(r->vdisk.id, sizeof(r->vdisk.id), "%s", v.id);
-	r->vdisk = v;
-	rc = update_vdisk(cat, r, "state = 'ready'", 0, false);
-	if (rc < 0) {
+	rc = load_cloning(cat, id, &r->vdisk, err, errlen);
+	if (rc == 0 && (rc = update_vdisk(cat, r, "state = 'ready'", 0, false)) < 0)
 		catalog_errf(err, errlen, rc, "%s", r->err);
+	if (rc < 0) {
 		catalog_txn_rollback(cat);
 		goto out_free;
 	}
 	rc = catalog_txn_commit(cat, err, errlen);
-	if (rc == 0) {
-		if (out)
-			*out = r->vdisk;
-		if (reflinked)
-			*reflinked = reflink;
-	}
-	goto out_free;
-
-err_rollback_req:
-	catalog_errf(err, errlen, rc, "%s", r->err);
-	catalog_txn_rollback(cat);
-	goto out_free;
-err_undo:
-	if (dfd >= 0)
-		close(dfd);
-	if (sfd >= 0)
-		close(sfd);
-	unlink(v.path);
-	/* Remove the cloning row; if even that fails the next open rolls the clone back. */
-	if (catalog_txn_begin(cat, NULL, 0) == 0) {
-		sqlite3_stmt *st;
-
-		if (prepare(cat, "DELETE FROM vdisks WHERE id = ?", &st) == 0) {
-			sqlite3_bind_text(st, 1, v.id, -1, SQLITE_STATIC);
-			if (step_done(st) == 0) {
-				catalog_txn_commit(cat, NULL, 0);
-				goto out_free;
-			}
-		}
-		catalog_txn_rollback(cat);
-	}
+	if (rc == 0 && out)
+		*out = r->vdisk;
 out_free:
 	free(r);
+	return rc;
+}
+
+int catalog_vdisk_clone_abort(struct catalog *cat, const char *id, char *err, size_t errlen)
+{
+	struct catalog_vdisk v;
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = catalog_txn_begin(cat, err, errlen);
+	if (rc < 0)
+		return rc;
+	rc = load_cloning(cat, id, &v, err, errlen);
+	if (rc < 0)
+		goto err_rollback;
+	/* The file first: a row without a file is rolled back by the next open too, and a
+	 * crash between the two leaves exactly that. */
+	if (unlink(v.path) < 0 && errno != ENOENT) {
+		rc = catalog_errf(err, errlen, -errno, "remove %s: %s", v.path, strerror(errno));
+		goto err_rollback;
+	}
+	if (prepare(cat, "DELETE FROM vdisks WHERE id = ?", &st) < 0) {
+		rc = catalog_errf(err, errlen, -EIO, "catalog: %s", sqlite3_errmsg(cat->db));
+		goto err_rollback;
+	}
+	sqlite3_bind_text(st, 1, v.id, -1, SQLITE_STATIC);
+	rc = step_done(st);
+	if (rc < 0) {
+		catalog_errf(err, errlen, rc, "catalog: %s", sqlite3_errmsg(cat->db));
+		goto err_rollback;
+	}
+	return catalog_txn_commit(cat, err, errlen);
+
+err_rollback:
+	catalog_txn_rollback(cat);
+	return rc;
+}
+
+int catalog_vdisk_clone(struct catalog *cat, const char *src_id, uint64_t expected_epoch,
+			const char *name, const char *target_iqn, bool quorate,
+			catalog_progress_fn progress, void *ctx, struct catalog_vdisk *out,
+			bool *reflinked, char *err, size_t errlen)
+{
+	struct catalog_vdisk src, v;
+	bool reflink = false;
+	int rc;
+
+	if (reflinked)
+		*reflinked = false;
+	rc = catalog_vdisk_clone_begin(cat, src_id, expected_epoch, name, target_iqn, quorate, &src,
+				       &v, err, errlen);
+	if (rc < 0)
+		return rc;
+	rc = catalog_clone_copy(src.path, v.path, v.size, progress, ctx, &reflink, err, errlen);
+	if (rc < 0) {
+		/* If even this fails, the next open rolls the clone back. */
+		catalog_vdisk_clone_abort(cat, v.id, NULL, 0);
+		return rc;
+	}
+	rc = catalog_vdisk_clone_finish(cat, v.id, out, err, errlen);
+	if (rc == 0 && reflinked)
+		*reflinked = reflink;
 	return rc;
 }

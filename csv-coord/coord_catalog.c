@@ -5,11 +5,19 @@
  * given its access policy, an extend is followed by lun_resize, an ownership change by
  * lun_access. A delete goes the other way round: the LUN is removed first (so no host writes
  * to a file that is about to go) and the row after. Only one operation per disk is in flight
- * at a time; a second one is refused as busy rather than interleaved with the first. */
+ * at a time; a second one is refused as busy rather than interleaved with the first.
+ *
+ * A clone copies data, which may take minutes: its intent (the new disk's row, state cloning)
+ * is committed here, the answer goes out at once, and a worker thread copies the bytes (clone
+ * jobs below). The thread never touches the catalog: it reports progress through atomics and
+ * its end through a flag that coord_catalog_tick() looks at, and the loop commits the result.
+ * So a clone never holds up leases, quorum or fencing, which run in the same loop. */
 #include "csv-coord/coord_catalog.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +34,8 @@
 #define CC_ATTACHED_MAX	 64
 #define CC_SIG_MAX	 (COORD_HOSTS_MAX * AGENT_MAX_IQNS * (AGENT_IQN_MAX + 2) + 1)
 #define CC_POOL_CHECK_NS 1000000000LL /* how often the pools' free space is looked at */
+#define CC_FAILED_MAX	 16	      /* clone failures remembered for vdisk_show */
+#define CC_RATE_SLICE_NS 50000000LL   /* a rate-limited worker checks for cancel this often */
 
 enum op_kind {
 	OP_CREATE,
@@ -34,7 +44,6 @@ enum op_kind {
 	OP_ATTACH,
 	OP_DETACH,
 	OP_TRANSFER,
-	OP_CLONE,
 	OP_MAINTENANCE,
 };
 
@@ -48,7 +57,6 @@ struct op {
 	struct catalog_req req[3]; /* a host's delete: release, detach, delete */
 	unsigned nreq;
 	uint64_t old_size;
-	bool reflinked;
 	char err[CATALOG_ERR_MAX + 64]; /* the answer's error, when there is one */
 	int rc;
 };
@@ -57,11 +65,39 @@ struct op {
 struct sync {
 	struct sync *next;
 	char vid[CATALOG_ID_LEN + 1];
-	bool add; /* lun_add first */
+	bool add;    /* lun_add first */
+	bool resize; /* lun_resize first (an extend the target did not take) */
 	bool inflight;
 	bool again; /* asked once more while in flight */
 	int64_t retry_ns;
 	unsigned failures;
+};
+
+/* A clone whose bytes a worker thread copies. The loop owns everything but the atomics and,
+ * until `finished` is set, rc, reflinked and err, which the worker writes last. */
+struct clone_job {
+	struct clone_job *next;
+	char vid[CATALOG_ID_LEN + 1];
+	char src_vid[CATALOG_ID_LEN + 1];
+	char src_path[CATALOG_PATH_MAX];
+	char dst_path[CATALOG_PATH_MAX];
+	uint64_t size;
+	uint64_t rate; /* bytes per second at most; 0: as fast as the disks go */
+	int64_t started_ns;
+	pthread_t thread;
+	_Atomic uint64_t done;
+	atomic_bool cancel;
+	atomic_bool finished;
+	int rc;
+	bool reflinked;
+	char err[CATALOG_ERR_MAX];
+	uint32_t delete_ctl; /* a vdisk_delete waiting for the cancelled copy to stop; 0: none */
+};
+
+/* A clone that failed or was cancelled, for vdisk_show of its (now gone) id. */
+struct clone_failure {
+	char vid[CATALOG_ID_LEN + 1];
+	char why[CATALOG_ERR_MAX + 64];
 };
 
 static struct {
@@ -70,6 +106,9 @@ static struct {
 	char open_err[CATALOG_ERR_MAX];
 	struct op *ops;
 	struct sync *syncs;
+	struct clone_job *jobs;
+	struct clone_failure failed[CC_FAILED_MAX];
+	unsigned nfailed;
 	char *sig; /* the member initiators the last policies were made with */
 	struct catalog_req batch[CATALOG_BATCH_MAX];
 	/* The free-space alert of each pool as last seen, so that an event is logged only when
@@ -117,6 +156,11 @@ static const char *code_of(int rc)
 		return "no_space";
 	case EIO:
 		return "io";
+	case EINPROGRESS:
+		/* The catalog changed; the target has not taken it yet and it is retried. */
+		return "not_applied";
+	case ECANCELED:
+		return "cancelled";
 	default:
 		return "error";
 	}
@@ -224,6 +268,30 @@ static bool add_ok(json_t *r)
 /* ---- JSON of the catalog's objects ---- */
 
 static json_t *access_map_json(const struct catalog_vdisk *v);
+static struct sync *sync_find(const char *vid);
+
+static struct clone_job *job_find(const char *vid)
+{
+	struct clone_job *j;
+
+	for (j = cc.jobs; j; j = j->next)
+		if (!strcmp(j->vid, vid))
+			return j;
+	return NULL;
+}
+
+/* How far a clone is: the copy's position in the file (holes count as done). */
+static json_t *progress_json(struct clone_job *j)
+{
+	uint64_t done = atomic_load(&j->done);
+
+	return json_pack("{s:s, s:I, s:I, s:f, s:I, s:I, s:b}", "source", j->src_vid, "done",
+			 (json_int_t)done, "total", (json_int_t)j->size, "percent",
+			 j->size ? (double)done * 100.0 / (double)j->size : 100.0, "rate",
+			 (json_int_t)j->rate, "elapsed_ms",
+			 (json_int_t)((mono_ns() - j->started_ns) / 1000000), "cancelling",
+			 atomic_load(&j->cancel));
+}
 
 static json_t *vdisk_json(const struct catalog_vdisk *v)
 {
@@ -251,6 +319,13 @@ static json_t *vdisk_json(const struct catalog_vdisk *v)
 		      "maintenance", v->maintenance, "vm", v->vm, "hosts", ah, "created",
 		      (json_int_t)v->created, "updated", (json_int_t)v->updated);
 	json_object_set_new(o, "access", access_map_json(v));
+	/* Exported: the target has taken the disk's LUN and policy as the catalog has them. */
+	if (o)
+		json_object_set_new(
+			o, "exported",
+			json_boolean(v->state == CATALOG_VDISK_READY && !sync_find(v->id)));
+	if (o && v->state == CATALOG_VDISK_CLONING && job_find(v->id))
+		json_object_set_new(o, "progress", progress_json(job_find(v->id)));
 	return o;
 }
 
@@ -289,12 +364,13 @@ static struct sync *sync_find(const char *vid)
 	return NULL;
 }
 
-static void sync_add(const char *vid, bool add)
+static void sync_add(const char *vid, bool add, bool resize)
 {
 	struct sync *s = sync_find(vid);
 
 	if (s) {
 		s->add = s->add || add;
+		s->resize = s->resize || resize;
 		s->again = s->inflight;
 		s->retry_ns = 0;
 		return;
@@ -306,6 +382,7 @@ static void sync_add(const char *vid, bool add)
 	}
 	snprintf(s->vid, sizeof(s->vid), "%s", vid);
 	s->add = add;
+	s->resize = resize;
 	s->next = cc.syncs;
 	cc.syncs = s;
 }
@@ -314,6 +391,10 @@ static void sync_drop(struct sync *d)
 {
 	struct sync **pp;
 
+	if (d->failures)
+		log_info("coord: vdisk %s: the target took what the catalog holds after %u "
+			 "failed attempt(s)",
+			 d->vid, d->failures);
 	for (pp = &cc.syncs; *pp; pp = &(*pp)->next)
 		if (*pp == d) {
 			*pp = d->next;
@@ -331,6 +412,7 @@ static void sync_failed(struct sync *s, const char *what, const char *why)
 }
 
 static void sync_run(struct sync *s);
+static void jobs_tick(void);
 
 static void sync_on_access(void *ctx, json_t *r)
 {
@@ -361,6 +443,32 @@ static void sync_on_add(void *ctx, json_t *r)
 		return;
 	}
 	s->add = false;
+	/* A fresh export has the catalog's size: nothing left to resize. */
+	s->resize = false;
+	if (catalog_vdisk_get(cc.cat, s->vid, &v) < 0) {
+		sync_drop(s);
+		return;
+	}
+	send_target(access_req(&v), sync_on_access, s);
+}
+
+static json_t *resize_req(const struct catalog_vdisk *v)
+{
+	return json_pack("{s:s, s:s, s:I, s:I}", "cmd", "lun_resize", "target", v->target_iqn,
+			 "lun", (json_int_t)v->lun, "size", (json_int_t)v->size);
+}
+
+static void sync_on_resize(void *ctx, json_t *r)
+{
+	struct sync *s = ctx;
+	struct catalog_vdisk v;
+	const char *e = reply_error(r);
+
+	if (e) {
+		sync_failed(s, "lun_resize", e);
+		return;
+	}
+	s->resize = false;
 	if (catalog_vdisk_get(cc.cat, s->vid, &v) < 0) {
 		sync_drop(s);
 		return;
@@ -380,6 +488,8 @@ static void sync_run(struct sync *s)
 	s->again = false;
 	if (s->add)
 		send_target(add_req(&v), sync_on_add, s);
+	else if (s->resize)
+		send_target(resize_req(&v), sync_on_resize, s);
 	else
 		send_target(access_req(&v), sync_on_access, s);
 }
@@ -397,7 +507,7 @@ static void sync_all(bool add)
 	}
 	for (i = 0; i < n; i++)
 		if (list[i].state == CATALOG_VDISK_READY)
-			sync_add(list[i].id, add);
+			sync_add(list[i].id, add, false);
 }
 
 /* ---- the free-space alert ---- */
@@ -462,6 +572,7 @@ void coord_catalog_tick(int64_t now_ns)
 
 	if (!cc.cat)
 		return;
+	jobs_tick();
 	sig = members_sig();
 	if (sig && cc.sig && strcmp(sig, cc.sig)) {
 		log_info("coord: the cluster's initiators changed; new access policies for every "
@@ -493,6 +604,25 @@ void coord_catalog_start_exports(void)
 	cc.sig = members_sig();
 	sync_all(true);
 	coord_catalog_tick(mono_ns());
+}
+
+void coord_catalog_target_restarted(void)
+{
+	if (!cc.cat)
+		return;
+	log_info("coord: a new run of the target: exporting every ready virtual disk to it");
+	sync_all(true);
+	coord_catalog_tick(mono_ns());
+}
+
+bool coord_catalog_exports_settled(void)
+{
+	struct sync *s;
+
+	for (s = cc.syncs; s; s = s->next)
+		if (s->inflight || !s->failures)
+			return false;
+	return true;
 }
 
 /* ---- operations ---- */
@@ -579,6 +709,30 @@ static void op_queue(struct op *o)
 	o->queued = true;
 }
 
+/* The catalog has the change and the target has not taken it (it refused, or did not answer in
+ * time). The change stands and is retried every second until the target takes it, so the
+ * answer is not a failure: code not_applied, the epoch the catalog is at, and the disk as the
+ * catalog has it (docs/control-protocol.md). */
+static void op_not_applied(struct op *o, const char *what, const char *why)
+{
+	struct catalog_vdisk v;
+	json_t *out;
+
+	if (catalog_vdisk_get(cc.cat, o->vid, &v) < 0) {
+		op_fail(o, -EIO, "%s: %s", what, why);
+		return;
+	}
+	snprintf(o->err, sizeof(o->err),
+		 "committed in the catalog at epoch %llu; not yet applied at the target (%s: "
+		 "%.120s), retrying",
+		 (unsigned long long)v.epoch, what, why);
+	log_warnx("coord: vdisk %s: %s", o->vid, o->err);
+	out = json_pack("{s:s, s:s, s:I, s:o}", "error", o->err, "code", code_of(-EINPROGRESS),
+			"epoch", (json_int_t)v.epoch, "vdisk", vdisk_json(&v));
+	cc.env.reply(o->ctl_id, out);
+	op_free(o);
+}
+
 /* After an ownership change: the target gets the new policy before the answer. */
 static void op_on_access(void *ctx, json_t *r)
 {
@@ -587,12 +741,9 @@ static void op_on_access(void *ctx, json_t *r)
 
 	if (e && !strstr(e, "stale")) {
 		/* The catalog has the change; the target must follow, so it is retried. */
-		sync_add(o->vid, false);
+		sync_add(o->vid, false, false);
 		if (!o->rc)
-			op_fail(o, -EIO,
-				"the catalog committed the change but the target did not take the "
-				"access policy yet (%s); it is retried every second",
-				e);
+			op_not_applied(o, "lun_access", e);
 		else
 			op_done(o, NULL);
 		return;
@@ -626,7 +777,13 @@ static int drop_new_disk(const struct catalog_vdisk *v, char *err, size_t errlen
 	return rc;
 }
 
-/* A new disk (create or clone) at the target: lun_add, then its policy. When the target does
+static void ignore_reply(void *ctx, json_t *r)
+{
+	(void)ctx;
+	(void)r;
+}
+
+/* A new disk (create) at the target: lun_add, then its policy. When the target does
  * not export it, the disk is deleted again: an answer of failure must leave nothing behind. */
 static void op_on_add(void *ctx, json_t *r)
 {
@@ -640,6 +797,14 @@ static void op_on_add(void *ctx, json_t *r)
 		    drop_new_disk(&v, err, sizeof(err)) < 0)
 			log_warnx("coord: vdisk %s: cannot delete it after the failed export: %s",
 				  o->vid, err);
+		/* A target that did not answer in time may still export it later: take it back.
+		 * The LUN number is never given again (the catalog's high-water mark only
+		 * rises), so this cannot remove another disk's LUN. */
+		if (catalog_vdisk_get(cc.cat, o->vid, &v) < 0 && o->nreq)
+			send_target(json_pack("{s:s, s:s, s:I}", "cmd", "lun_remove", "target",
+					      o->req[0].vdisk.target_iqn, "lun",
+					      (json_int_t)o->req[0].vdisk.lun),
+				    ignore_reply, NULL);
 		op_fail(o, -EIO, "the target did not export the disk: %s", e);
 		return;
 	}
@@ -691,9 +856,8 @@ static void op_on_resize(void *ctx, json_t *r)
 	const char *e = reply_error(r);
 
 	if (e) {
-		op_fail(o, -EIO,
-			"the catalog has the new size but the target did not resize the LUN: %s",
-			e);
+		sync_add(o->vid, false, true);
+		op_not_applied(o, "lun_resize", e);
 		return;
 	}
 	op_done(o, json_pack("{s:I}", "old_size", (json_int_t)o->old_size));
@@ -739,7 +903,7 @@ static void op_committed(struct op *o)
 	case OP_DELETE:
 		if (o->rc) {
 			/* The LUN is gone already: export it again. */
-			sync_add(o->vid, true);
+			sync_add(o->vid, true, false);
 			op_done(o, NULL);
 			return;
 		}
@@ -763,7 +927,6 @@ static void op_committed(struct op *o)
 		}
 		op_send_access(o);
 		return;
-	case OP_CLONE:
 	default:
 		o->rc = -EINVAL;
 		snprintf(o->err, sizeof(o->err), "internal: operation %d in a batch", o->kind);
@@ -1057,6 +1220,8 @@ static void op_on_remove(void *ctx, json_t *r)
 	op_queue(o);
 }
 
+static void cancel_clone(uint32_t id, const struct catalog_vdisk *v, uint64_t epoch);
+
 static void do_vdisk_delete(uint32_t id, json_t *req)
 {
 	struct catalog_vdisk v;
@@ -1073,6 +1238,19 @@ static void do_vdisk_delete(uint32_t id, json_t *req)
 		reply_err(id, -EPERM, "no quorum: the catalog cannot be changed");
 		return;
 	}
+	if (v.state == CATALOG_VDISK_CLONING) {
+		cancel_clone(id, &v, epoch);
+		return;
+	}
+	for (struct clone_job *j = cc.jobs; j; j = j->next)
+		if (!strcmp(j->src_vid, v.id)) {
+			snprintf(why, sizeof(why),
+				 "virtual disk %s is being cloned from it: wait for the clone or "
+				 "delete the clone to cancel it",
+				 j->vid);
+			reply_err(id, -EBUSY, why);
+			return;
+		}
 	if (epoch != v.epoch) {
 		snprintf(why, sizeof(why),
 			 "stale epoch: the request expects %llu, the disk is at %llu",
@@ -1197,38 +1375,245 @@ static void do_vdisk_transfer(uint32_t id, json_t *req)
 	op_queue(o);
 }
 
-/* A clone is not batched (catalog.h): it runs here, in the loop, and is exported like a new
- * disk. A long copy holds up the loop; a reflink or a sparse copy is quick. */
+/* ---- clone jobs ---- */
+
+/* The worker's progress callback: publish the position, keep to the rate, stop when asked. */
+static int job_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	struct clone_job *j = ctx;
+	int64_t due, now;
+
+	(void)total;
+	atomic_store(&j->done, done);
+	if (!j->rate)
+		return atomic_load(&j->cancel) ? -1 : 0;
+	/* Sleep until done bytes are due at the rate, in slices so that a cancel is quick. */
+	due = j->started_ns + (int64_t)((double)done * 1e9 / (double)j->rate);
+	while (!atomic_load(&j->cancel) && (now = mono_ns()) < due) {
+		int64_t ns = due - now < CC_RATE_SLICE_NS ? due - now : CC_RATE_SLICE_NS;
+		struct timespec ts = {.tv_sec = ns / 1000000000LL, .tv_nsec = ns % 1000000000LL};
+
+		nanosleep(&ts, NULL);
+	}
+	return atomic_load(&j->cancel) ? -1 : 0;
+}
+
+/* The worker thread: files only, never the catalog (catalog.h, catalog_clone_copy). */
+static void *job_main(void *arg)
+{
+	struct clone_job *j = arg;
+
+	j->rc = catalog_clone_copy(j->src_path, j->dst_path, j->size, job_progress, j,
+				   &j->reflinked, j->err, sizeof(j->err));
+	atomic_store(&j->finished, true);
+	return NULL;
+}
+
+static void failure_note(const char *vid, const char *why)
+{
+	struct clone_failure *f;
+
+	if (cc.nfailed == CC_FAILED_MAX) {
+		memmove(&cc.failed[0], &cc.failed[1], sizeof(cc.failed[0]) * (CC_FAILED_MAX - 1));
+		cc.nfailed--;
+	}
+	f = &cc.failed[cc.nfailed++];
+	snprintf(f->vid, sizeof(f->vid), "%s", vid);
+	snprintf(f->why, sizeof(f->why), "%s", why);
+}
+
+static const char *failure_find(const char *vid)
+{
+	unsigned i;
+
+	for (i = cc.nfailed; i-- > 0;)
+		if (!strcmp(cc.failed[i].vid, vid))
+			return cc.failed[i].why;
+	return NULL;
+}
+
+static void job_unlink(struct clone_job *d)
+{
+	struct clone_job **pp;
+
+	for (pp = &cc.jobs; *pp; pp = &(*pp)->next)
+		if (*pp == d) {
+			*pp = d->next;
+			return;
+		}
+}
+
+/* The loop's side of a copy that ended: the result is committed (ready, then exported like a
+ * new disk) or the clone is rolled back (its file and its row removed). */
+static void job_end(struct clone_job *j, bool stopping)
+{
+	char err[CATALOG_ERR_MAX], why[CATALOG_ERR_MAX + 64];
+	double secs;
+	struct catalog_vdisk v;
+	int rc;
+
+	pthread_join(j->thread, NULL);
+	secs = (double)(mono_ns() - j->started_ns) / 1e9;
+	rc = j->rc;
+	if (stopping) {
+		rc = -ECANCELED;
+		snprintf(j->err, sizeof(j->err), "coord stopped");
+	}
+	job_unlink(j);
+	if (rc == 0 && !j->delete_ctl) {
+		rc = catalog_vdisk_clone_finish(cc.cat, j->vid, &v, err, sizeof(err));
+		if (rc == 0) {
+			log_info("coord: vdisk %s: clone of %s ready (%llu bytes, %s, %.1f s); "
+				 "exporting it",
+				 j->vid, j->src_vid, (unsigned long long)j->size,
+				 j->reflinked ? "reflinked" : "copied", secs);
+			sync_add(j->vid, true, false);
+			free(j);
+			return;
+		}
+		snprintf(j->err, sizeof(j->err), "%s", err);
+	}
+	if (j->delete_ctl)
+		snprintf(why, sizeof(why), "cancelled by a delete after %.1f s", secs);
+	else
+		snprintf(why, sizeof(why), "the clone failed after %.1f s: %s", secs, j->err);
+	if (catalog_vdisk_clone_abort(cc.cat, j->vid, err, sizeof(err)) < 0)
+		log_warnx("coord: vdisk %s: cannot roll the clone back (%s); the next start does",
+			  j->vid, err);
+	failure_note(j->vid, why);
+	if (j->delete_ctl) {
+		log_info("coord: vdisk %s: clone of %s %s", j->vid, j->src_vid, why);
+		cc.env.reply(j->delete_ctl,
+			     json_pack("{s:s, s:b}", "deleted", j->vid, "cancelled", true));
+	} else {
+		log_warnx("coord: vdisk %s: clone of %s: %s", j->vid, j->src_vid, why);
+	}
+	free(j);
+}
+
+static void jobs_tick(void)
+{
+	struct clone_job *j, *next;
+
+	for (j = cc.jobs; j; j = next) {
+		next = j->next;
+		if (atomic_load(&j->finished))
+			job_end(j, false);
+	}
+}
+
+/* A clone is not batched (catalog.h): its intent is committed here, the answer (the new disk in
+ * state cloning, with its progress) goes out at once, and a worker thread copies. The new disk
+ * is exported when the copy has ended and the loop has made it ready (jobs_tick). */
 static void do_vdisk_clone(uint32_t id, json_t *req)
 {
 	const char *name = jstr(req, "name");
 	char err[CATALOG_ERR_MAX];
-	struct catalog_vdisk v;
-	uint64_t epoch;
-	struct op *o;
+	struct catalog_vdisk src, v;
+	struct clone_job *j;
+	uint64_t epoch, rate = 0;
 	int rc;
 
-	if (vdisk_arg(id, req, &v, NULL))
+	if (vdisk_arg(id, req, &src, NULL))
 		return;
-	if (!name) {
-		reply_err(id, -EINVAL, "vdisk_clone needs \"name\"");
+	if (!name || (json_object_get(req, "rate") && !juint(req, "rate", &rate))) {
+		reply_err(id, -EINVAL, "vdisk_clone needs \"name\" (and \"rate\" is bytes/s)");
 		return;
 	}
 	if (!juint(req, "epoch", &epoch))
-		epoch = v.epoch;
-	o = op_new(id, OP_CLONE, v.id);
-	if (!o) {
+		epoch = src.epoch;
+	j = calloc(1, sizeof(*j));
+	if (!j) {
 		reply_err(id, -ENOMEM, "out of memory");
 		return;
 	}
-	rc = catalog_vdisk_clone(cc.cat, v.id, epoch, name, "", quorate(), NULL, NULL,
-				 &o->req[0].vdisk, &o->reflinked, err, sizeof(err));
+	rc = catalog_vdisk_clone_begin(cc.cat, src.id, epoch, name, "", quorate(), &src, &v, err,
+				       sizeof(err));
+	/* As for a create: a LUN number the configuration uses is skipped (the catalog's
+	 * high-water mark only rises, so a second try gets the next one). */
+	while (rc == 0 && lun_configured(v.target_iqn, v.lun)) {
+		rc = catalog_vdisk_clone_abort(cc.cat, v.id, err, sizeof(err));
+		if (rc == 0)
+			rc = catalog_vdisk_clone_begin(cc.cat, src.id, epoch, name, "", quorate(),
+						       &src, &v, err, sizeof(err));
+	}
 	if (rc) {
-		op_fail(o, rc, "%s", err);
+		free(j);
+		reply_err(id, rc, err);
 		return;
 	}
-	snprintf(o->vid, sizeof(o->vid), "%s", o->req[0].vdisk.id);
-	send_target(add_req(&o->req[0].vdisk), op_on_add, o);
+	snprintf(j->vid, sizeof(j->vid), "%s", v.id);
+	snprintf(j->src_vid, sizeof(j->src_vid), "%s", src.id);
+	snprintf(j->src_path, sizeof(j->src_path), "%s", src.path);
+	snprintf(j->dst_path, sizeof(j->dst_path), "%s", v.path);
+	j->size = v.size;
+	j->rate = rate;
+	j->started_ns = mono_ns();
+	rc = -pthread_create(&j->thread, NULL, job_main, j);
+	if (rc) {
+		if (catalog_vdisk_clone_abort(cc.cat, v.id, err, sizeof(err)) < 0)
+			log_warnx("coord: vdisk %s: %s", v.id, err);
+		free(j);
+		reply_err(id, -EIO, "cannot start the copy (no thread)");
+		return;
+	}
+	j->next = cc.jobs;
+	cc.jobs = j;
+	log_info("coord: vdisk %s: cloning %s (%llu bytes%s)", v.id, src.id,
+		 (unsigned long long)v.size, rate ? ", rate-limited" : "");
+	cc.env.reply(id, json_pack("{s:o}", "vdisk", vdisk_json(&v)));
+}
+
+/* A delete of a disk being cloned cancels the clone: the copy stops, the partial file and the
+ * row go, and the delete is answered then. */
+static void cancel_clone(uint32_t id, const struct catalog_vdisk *v, uint64_t epoch)
+{
+	struct clone_job *j = job_find(v->id);
+	char why[160];
+
+	if (!j) {
+		reply_err(id, -EBUSY,
+			  "the disk is being cloned by nobody; restart coord to roll "
+			  "it back");
+		return;
+	}
+	if (epoch != v->epoch) {
+		snprintf(why, sizeof(why),
+			 "stale epoch: the request expects %llu, the disk is at %llu",
+			 (unsigned long long)epoch, (unsigned long long)v->epoch);
+		reply_err(id, -ESTALE, why);
+		return;
+	}
+	if (j->delete_ctl) {
+		reply_err(id, -EBUSY, "the clone is being cancelled already");
+		return;
+	}
+	j->delete_ctl = id;
+	atomic_store(&j->cancel, true);
+}
+
+static void do_vdisk_show(uint32_t id, json_t *req)
+{
+	const char *vid = jstr(req, "id"), *why;
+	struct catalog_vdisk v;
+	char msg[CATALOG_ERR_MAX + 128];
+
+	if (!vid) {
+		reply_err(id, -EINVAL, "vdisk_show needs \"id\"");
+		return;
+	}
+	if (catalog_vdisk_get(cc.cat, vid, &v) == 0) {
+		cc.env.reply(id, json_pack("{s:o}", "vdisk", vdisk_json(&v)));
+		return;
+	}
+	why = failure_find(vid);
+	if (why) {
+		snprintf(msg, sizeof(msg), "no virtual disk %s: %s", vid, why);
+		cc.env.reply(id, json_pack("{s:s, s:s}", "error", msg, "code", "clone_failed"));
+		return;
+	}
+	snprintf(msg, sizeof(msg), "no virtual disk %s", vid);
+	reply_err(id, -ENOENT, msg);
 }
 
 /* ---- access states: maintenance, host paths (docs/coordinator.md, "Access states") ---- */
@@ -1574,9 +1959,10 @@ static void do_host_portals(uint32_t id, json_t *req)
 }
 
 static const char *const commands[] = {
-	"pool_add",	"pool_list",	     "pool_remove",  "vdisk_list",   "vdisk_create",
-	"vdisk_extend", "vdisk_delete",	     "vdisk_attach", "vdisk_detach", "vdisk_transfer",
-	"vdisk_clone",	"vdisk_maintenance", "vdisk_access", "host_portals", NULL,
+	"pool_add",	"pool_list",	"pool_remove",	"vdisk_list",	"vdisk_create",
+	"vdisk_extend", "vdisk_delete", "vdisk_attach", "vdisk_detach", "vdisk_transfer",
+	"vdisk_clone",	"vdisk_show",	"vdisk_maintenance", "vdisk_access", "host_portals",
+	NULL,
 };
 
 bool coord_catalog_handles(const char *cmd)
@@ -1618,6 +2004,8 @@ void coord_catalog_request(uint32_t id, const char *cmd, json_t *req)
 		do_vdisk_transfer(id, req);
 	} else if (!strcmp(cmd, "vdisk_clone")) {
 		do_vdisk_clone(id, req);
+	} else if (!strcmp(cmd, "vdisk_show")) {
+		do_vdisk_show(id, req);
 	} else if (!strcmp(cmd, "vdisk_maintenance")) {
 		do_vdisk_maintenance(id, req);
 	} else if (!strcmp(cmd, "vdisk_access")) {
@@ -1863,9 +2251,17 @@ int coord_catalog_open(const struct coord_catalog_env *env)
 
 void coord_catalog_close(void)
 {
+	struct clone_job *j;
 	struct sync *s;
 	struct op *o;
 
+	/* A clone in progress is cancelled and rolled back now rather than at the next start. */
+	for (j = cc.jobs; j; j = j->next)
+		atomic_store(&j->cancel, true);
+	while ((j = cc.jobs)) {
+		j->delete_ctl = 0;
+		job_end(j, true);
+	}
 	while ((o = cc.ops)) {
 		cc.ops = o->next;
 		free(o);

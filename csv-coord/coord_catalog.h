@@ -43,8 +43,18 @@ void coord_catalog_close(void);
  * disk's epoch). What fails is retried from coord_catalog_tick(). */
 void coord_catalog_start_exports(void);
 
+/* The target plane started again (lib/proc.h restarted it) with none of the LUNs added at run
+ * time: export every ready disk again, with its access policy. */
+void coord_catalog_target_restarted(void);
+/* Has every export and policy the target still has to take been tried at least once? coord
+ * opens the target's logins only then (docs/coordinator.md, "A target that restarts"); a disk
+ * the target keeps refusing does not hold the whole target back. */
+bool coord_catalog_exports_settled(void);
+
 /* Is cmd one of ours (pool_*, vdisk_*)? */
 bool coord_catalog_handles(const char *cmd);
+/* vdisk_clone answers once its intent is committed; a worker thread copies and the loop commits
+ * the end from coord_catalog_tick(). vdisk_delete of a disk being cloned cancels the clone. */
 /* Take a control request; it is answered later through env->reply. */
 void coord_catalog_request(uint32_t ctl_id, const char *cmd, json_t *req);
 /* Take a request of host host_id (the host an agent's certificate names) made through the

@@ -75,6 +75,7 @@ enum pend_kind {
 	PEND_UNFENCE_JOIN,    /* a removed host enrols again: then JOIN_RESPONSE */
 	PEND_STATUS_SESSIONS, /* then the cluster_status reply */
 	PEND_CATALOG,	      /* a catalog operation's request: its callback */
+	PEND_LOGINS_OPEN,     /* open the logins of the target run `epoch` (its generation) */
 };
 
 struct join_ctx {
@@ -137,6 +138,15 @@ static struct {
 	uint32_t next_catid;
 	char hosts_path[4200];
 	int64_t started_ns;
+	/* The run of the target we deal with (msg.h, MSG_PLANE_UP): it holds iSCSI logins until
+	 * we have given it the fences, and the LUNs with their policies, and opened them. */
+	struct {
+		uint64_t generation; /* 0: not told yet */
+		int64_t up_ns;	     /* when we were told */
+		bool open;
+		bool inflight;
+		int64_t retry_ns;
+	} tgt;
 } co;
 
 static char tag_parent, tag_timer, tag_join, tag_agent;
@@ -1477,6 +1487,11 @@ static json_t *status_json(json_t *sessions, const char *sessions_error)
 		quorum_votes_needed(&co.q), "wait_for_all", co.q.wait_for_all, "wait_for_all_met",
 		co.q.wfa_met, "history", hist, "hosts", hosts, "events", evs);
 	(void)wnow;
+	if (o)
+		json_object_set_new(o, "target",
+				    json_pack("{s:I, s:s}", "generation",
+					      (json_int_t)co.tgt.generation, "logins",
+					      co.tgt.open ? "open" : "held"));
 	if (o && sessions_error)
 		json_object_set_new(o, "sessions_error", json_string(sessions_error));
 	return o;
@@ -1580,6 +1595,8 @@ static void on_ctl_request(struct msg *m)
 	json_decref(req);
 }
 
+static void on_logins_open_reply(struct pending *p, json_t *r);
+
 static void on_relay_reply(struct msg *m)
 {
 	struct pending **pp, *p;
@@ -1611,6 +1628,9 @@ static void on_relay_reply(struct msg *m)
 	case PEND_CATALOG:
 		p->cb(p->cb_ctx, r);
 		break;
+	case PEND_LOGINS_OPEN:
+		on_logins_open_reply(p, r);
+		break;
 	case PEND_STATUS_SESSIONS: {
 		json_t *s = json_object_get(r, "sessions"), *e = json_object_get(r, "error");
 
@@ -1625,6 +1645,108 @@ static void on_relay_reply(struct msg *m)
 	}
 	json_decref(r);
 	pending_free(p);
+}
+
+/* ---- a target that (re)starts ---- */
+
+/* Has the target run we deal with every fence we hold? A host being unfenced counts as not
+ * yet: its fence is either lifted (then it is no longer fenced) or sent again. */
+static bool fences_given(void)
+{
+	unsigned i;
+
+	for (i = 0; i < co.hosts.n; i++) {
+		const struct coord_host *h = &co.hosts.h[i];
+
+		if (h->enrolled && h->fenced && h->n_iqn && !h->fence_confirmed)
+			return false;
+	}
+	return true;
+}
+
+/* MSG_PLANE_UP: a run of the target we have not dealt with. It has none of the fences, LUNs
+ * and policies we gave the run before (they live in its memory) and holds logins until we have
+ * given them again; coord's own start is the same case, since it does not know what the target
+ * was given. */
+static void on_plane_up(struct msg *m)
+{
+	json_t *o = json_loadb((const char *)m->data, m->len, 0, NULL);
+	json_t *g = json_object_get(o, "generation");
+	const char *plane = json_string_value(json_object_get(o, "plane"));
+	unsigned i, nfenced = 0;
+
+	if (!plane || strcmp(plane, "target") || !json_is_integer(g) ||
+	    json_integer_value(g) <= 0) {
+		log_warnx("%s: a malformed plane notice: %.*s", __func__, (int)m->len,
+			  (const char *)m->data);
+		json_decref(o);
+		return;
+	}
+	if ((uint64_t)json_integer_value(g) == co.tgt.generation) {
+		json_decref(o);
+		return;
+	}
+	co.tgt.generation = (uint64_t)json_integer_value(g);
+	json_decref(o);
+	co.tgt.up_ns = now_ns();
+	co.tgt.open = false;
+	co.tgt.retry_ns = 0;
+	for (i = 0; i < co.hosts.n; i++) {
+		struct coord_host *h = &co.hosts.h[i];
+
+		if (!h->enrolled || !h->fenced)
+			continue;
+		/* A fence in flight went to the run before or to this one; its answer decides.
+		 * Every other fence is sent again from tick(). */
+		h->fence_confirmed = false;
+		h->fence_retry_ns = 0;
+		nfenced++;
+	}
+	log_info("%s: target run %llu: giving it %u fence(s) and the virtual disks' LUNs before "
+		 "it accepts logins",
+		 __func__, (unsigned long long)co.tgt.generation, nfenced);
+	coord_catalog_target_restarted();
+}
+
+static void on_logins_open_reply(struct pending *p, json_t *r)
+{
+	json_t *e = json_object_get(r, "error");
+
+	co.tgt.inflight = false;
+	if (p->epoch != co.tgt.generation)
+		return; /* for a run before the one we deal with now */
+	if (e) {
+		co.tgt.retry_ns = now_ns() + COORD_FENCE_RETRY_NS;
+		log_warnx("%s: target run %llu: logins not opened: %s", __func__,
+			  (unsigned long long)p->epoch,
+			  json_is_string(e) ? json_string_value(e) : "error");
+		return;
+	}
+	co.tgt.open = true;
+	log_info("%s: target run %llu: fences and LUNs given, logins open %.1f ms after it "
+		 "started",
+		 __func__, (unsigned long long)p->epoch, ms(now_ns() - co.tgt.up_ns));
+}
+
+/* From tick(): open the target's logins once it has every fence, and every export has been
+ * tried once. The generation goes with the request, and the parent passes it on only to that
+ * run of the target (holdfastd.c), so a run that started since never opens on our word. */
+static void target_logins_maybe_open(int64_t now)
+{
+	struct pending *p;
+
+	if (!co.tgt.generation || co.tgt.open || co.tgt.inflight || now < co.tgt.retry_ns)
+		return;
+	if (!fences_given() || !coord_catalog_exports_settled())
+		return;
+	p = relay(json_pack("{s:s, s:I}", "cmd", "logins_open", "generation",
+			    (json_int_t)co.tgt.generation),
+		  PEND_LOGINS_OPEN, 0, co.tgt.generation);
+	if (!p) {
+		co.tgt.retry_ns = now + COORD_FENCE_RETRY_NS;
+		return;
+	}
+	co.tgt.inflight = true;
 }
 
 /* Returns 1 when coord must exit. */
@@ -1651,6 +1773,9 @@ static int parent_cb(void)
 		case MSG_CTL_RELAY_REPLY:
 			on_relay_reply(&m);
 			break;
+		case MSG_PLANE_UP:
+			on_plane_up(&m);
+			break;
 		default:
 			fatalx("%s: message %s (%u) has no handler", __func__,
 			       msg_type_name(m.type), m.type);
@@ -1662,6 +1787,8 @@ static int parent_cb(void)
 }
 
 /* ---- the timer ---- */
+
+static void target_logins_maybe_open(int64_t now);
 
 static void tick(void)
 {
@@ -1677,11 +1804,12 @@ static void tick(void)
 		if (!h->removed && lease_tick(&h->lease, &co.lc, now))
 			host_declared_lost(h, now);
 		/* A fence that failed, or one from before a restart, is sent again. */
-		if (h->fenced && !h->fence_confirmed && !h->fence_inflight && h->n_iqn &&
-		    now >= h->fence_retry_ns)
+		if (h->fenced && !h->fence_confirmed && !h->fence_inflight &&
+		    !h->unfence_inflight && h->n_iqn && now >= h->fence_retry_ns)
 			send_fence(h, 0);
 	}
 	coord_catalog_tick(now);
+	target_logins_maybe_open(now);
 	for (c = co.conns; c; c = next) {
 		next = c->next;
 		if (c->deadline_ns && now > c->deadline_ns) {

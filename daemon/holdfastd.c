@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,10 @@
 #define CTL_LINE_MAX	(64 * 1024) /* a request is small; anything longer is refused */
 #define CTL_CLIENTS_MAX 32
 #define CTL_TIMEOUT_MS	10000
+/* A plane's request to another plane is given up on sooner than an admin's, so that the asking
+ * plane can still answer its admin clearly (coord: "committed, not yet applied at the target")
+ * before the admin's own request times out. */
+#define RELAY_TIMEOUT_MS 5000
 
 /* The planes, in start order. coord runs only when the configuration has a cluster section,
  * so the default box binds nothing beyond iSCSI and the control socket. */
@@ -52,6 +57,8 @@ static const struct {
 	{"lun_add", PROC_TARGET},
 	{"lun_remove", PROC_TARGET},
 	{"lun_resize", PROC_TARGET},
+	/* coord, once it has given a (re)started target its fences, LUNs and policies. */
+	{"logins_open", PROC_TARGET},
 	{"cluster_token_create", PROC_COORD},
 	{"cluster_status", PROC_COORD},
 	{"cluster_host_remove", PROC_COORD},
@@ -69,7 +76,12 @@ static const struct {
 	{"vdisk_maintenance", PROC_COORD},
 	{"vdisk_access", PROC_COORD},
 	{"host_portals", PROC_COORD},
+	{"vdisk_show", PROC_COORD},
 };
+
+/* Commands that are one plane's business with another: refused on the control socket. An admin
+ * who could open a restarted target's logins could let a fenced host in. */
+static const char *const relay_only[] = {"logins_open"};
 
 /* A plane's request to another plane, relayed: the parent sends it under its own id and
  * answers the asking plane under the id it chose. */
@@ -102,6 +114,9 @@ static struct {
 	int nclients;
 	uint32_t next_id;
 	struct relay *relays;
+	/* Each plane's starts so far, and whether it runs now. */
+	uint64_t generation[PROC_MAX];
+	bool up[PROC_MAX];
 } ctl = {.listen_fd = -1};
 
 static uint64_t now_ms(void)
@@ -216,11 +231,15 @@ static int ctl_reply_error(struct ctl_client *c, const char *fmt, ...)
 	return rc;
 }
 
-/* The plane that answers cmd, or PROC_MAX. */
-static enum hf_proc ctl_route(const char *cmd)
+/* The plane that answers cmd, or PROC_MAX; for a request from the control socket (not a
+ * plane's relay) relay-only commands are not found. */
+static enum hf_proc ctl_route(const char *cmd, bool relayed)
 {
 	size_t i;
 
+	for (i = 0; !relayed && i < sizeof(relay_only) / sizeof(relay_only[0]); i++)
+		if (!strcmp(relay_only[i], cmd))
+			return PROC_MAX;
 	for (i = 0; i < sizeof(ctl_routes) / sizeof(ctl_routes[0]); i++)
 		if (!strcmp(ctl_routes[i].cmd, cmd))
 			return ctl_routes[i].plane;
@@ -272,13 +291,31 @@ static void relay_request(enum hf_proc from, struct msg *m)
 				  "a request is one JSON object with a \"cmd\" string");
 		return;
 	}
-	to = ctl_route(json_string_value(cmd));
+	to = ctl_route(json_string_value(cmd), true);
 	if (to == PROC_MAX || to == from) {
 		snprintf(why, sizeof(why), "no other plane answers '%.64s'",
 			 json_string_value(cmd));
 		json_decref(req);
 		relay_reply_error(from, m->id, why);
 		return;
+	}
+	/* A request made for one run of a plane must not reach the next one: coord opening the
+	 * logins of a target it gave its fences to must not open those of a target that has
+	 * restarted since and has none (msg.h, MSG_PLANE_UP). */
+	if (json_object_get(req, "generation")) {
+		json_t *g = json_object_get(req, "generation");
+
+		if (!json_is_integer(g) || !ctl.up[to] ||
+		    (uint64_t)json_integer_value(g) != ctl.generation[to]) {
+			snprintf(why, sizeof(why),
+				 "stale generation: the %s plane has restarted since (it is at "
+				 "generation %llu%s)",
+				 msg_proc_name(to), (unsigned long long)ctl.generation[to],
+				 ctl.up[to] ? "" : ", not running");
+			json_decref(req);
+			relay_reply_error(from, m->id, why);
+			return;
+		}
 	}
 	/* The answering plane logs requesters from "peer"; a plane has no kernel credentials to
 	 * give, so it is named instead, and nothing it wrote there is passed on. */
@@ -296,7 +333,7 @@ static void relay_request(enum hf_proc from, struct msg *m)
 	r->to = to;
 	r->from = from;
 	r->from_id = m->id;
-	r->deadline_ms = now_ms() + CTL_TIMEOUT_MS;
+	r->deadline_ms = now_ms() + RELAY_TIMEOUT_MS;
 	err = proc_sup_send(ctl.sup, to, MSG_CTL_REQUEST, r->id, text, strlen(text));
 	free(text);
 	if (err) {
@@ -344,7 +381,7 @@ static int ctl_request(struct ctl_client *c, const char *line, size_t len)
 		json_decref(req);
 		return ctl_reply_error(c, "a request is one JSON object with a \"cmd\" string");
 	}
-	plane = ctl_route(json_string_value(cmd));
+	plane = ctl_route(json_string_value(cmd), false);
 	if (plane == PROC_MAX) {
 		err = ctl_reply_error(c, "unknown command '%.64s'", json_string_value(cmd));
 		json_decref(req);
@@ -514,11 +551,40 @@ static void ctl_on_msg(void *arg, enum hf_proc from, struct msg *m)
 	}
 }
 
+/* Tell coord which run of the target it deals with: when the target starts, and when coord
+ * starts while the target runs. */
+static void plane_up_notify(void)
+{
+	char text[96];
+	int err;
+
+	if (!ctl.up[PROC_TARGET] || !ctl.up[PROC_COORD])
+		return;
+	snprintf(text, sizeof(text), "{\"plane\":\"target\",\"generation\":%llu}",
+		 (unsigned long long)ctl.generation[PROC_TARGET]);
+	err = proc_sup_send(ctl.sup, PROC_COORD, MSG_PLANE_UP, 0, text, strlen(text));
+	if (err)
+		log_warnx("%s: coord: %s", __func__, strerror(-err));
+}
+
+static void ctl_on_child_up(void *arg, enum hf_proc who)
+{
+	if ((unsigned)who >= PROC_MAX)
+		return;
+	ctl.generation[who]++;
+	ctl.up[who] = true;
+	if (who == PROC_TARGET || who == PROC_COORD)
+		plane_up_notify();
+}
+
 static void ctl_on_child_down(void *arg, enum hf_proc who)
 {
 	struct ctl_client *c, *next;
 	struct relay **pr, *r;
 	char why[96];
+
+	if ((unsigned)who < PROC_MAX)
+		ctl.up[who] = false;
 
 	for (pr = &ctl.relays; (r = *pr);) {
 		if (r->to != who && r->from != who) {
@@ -556,7 +622,7 @@ static void ctl_on_tick(void *arg)
 		}
 		*pr = r->next;
 		snprintf(why, sizeof(why), "the %s plane did not answer within %d ms",
-			 msg_proc_name(r->to), CTL_TIMEOUT_MS);
+			 msg_proc_name(r->to), RELAY_TIMEOUT_MS);
 		relay_reply_error(r->from, r->from_id, why);
 		free(r);
 	}
@@ -645,6 +711,7 @@ int main(int argc, char **argv)
 {
 	const struct proc_hooks hooks = {
 		.on_msg = ctl_on_msg,
+		.on_child_up = ctl_on_child_up,
 		.on_child_down = ctl_on_child_down,
 		.on_tick = ctl_on_tick,
 	};

@@ -15,7 +15,10 @@
 static const uint8_t msg_table[PROC_MAX][MSG_TYPE_MAX] = {
 	[PROC_PARENT] = {[MSG_CTL_REPLY] = 1, [MSG_CTL_RELAY_REQUEST] = 1},
 	[PROC_TARGET] = {[MSG_CTL_REQUEST] = 1, [MSG_SHUTDOWN] = 1},
-	[PROC_COORD] = {[MSG_CTL_REQUEST] = 1, [MSG_SHUTDOWN] = 1, [MSG_CTL_RELAY_REPLY] = 1},
+	[PROC_COORD] = {[MSG_CTL_REQUEST] = 1,
+			[MSG_SHUTDOWN] = 1,
+			[MSG_CTL_RELAY_REPLY] = 1,
+			[MSG_PLANE_UP] = 1},
 	[PROC_BROKER] = {[MSG_CTL_REQUEST] = 1, [MSG_SHUTDOWN] = 1},
 	[PROC_WEB] = {[MSG_CTL_REQUEST] = 1, [MSG_SHUTDOWN] = 1},
 };
@@ -56,6 +59,8 @@ const char *msg_type_name(uint32_t type)
 		return "CTL_RELAY_REQUEST";
 	case MSG_CTL_RELAY_REPLY:
 		return "CTL_RELAY_REPLY";
+	case MSG_PLANE_UP:
+		return "PLANE_UP";
 	default:
 		return "unknown";
 	}

@@ -47,6 +47,13 @@ enum msg_type {
 	 * by the table. */
 	MSG_CTL_RELAY_REQUEST = 4,
 	MSG_CTL_RELAY_REPLY = 5,
+	/* Parent to coord: a plane (the target) started, or coord started while it runs. The
+	 * payload is {"plane": NAME, "generation": N}, N counting that plane's starts from 1. A
+	 * target that starts has none of the state coord gave it at run time (fences, LUNs and
+	 * their access policies); it holds iSCSI logins until coord has given it again and says
+	 * so with a relayed {"cmd":"logins_open","generation":N}, which the parent passes on only
+	 * while N is still the target's generation (docs/coordinator.md). */
+	MSG_PLANE_UP = 6,
 	/* 16..31 coord, 32..47 broker, 48..63 web: reserved. */
 	MSG_TYPE_MAX = 64,
 };

@@ -283,6 +283,8 @@ static int child_start(struct child *c)
 	c->started_ms = now_ms();
 	c->restart_at_ms = 0;
 	log_info("%s: started %s (pid %d)", __func__, c->desc->name, (int)pid);
+	if (sup->hooks.on_child_up)
+		sup->hooks.on_child_up(sup->hooks.arg, c->desc->id);
 	return 0;
 }
 

@@ -33,6 +33,8 @@ struct proc_hooks {
 	void *arg;
 	/* A message from child `from` (only types the parent handles arrive here). */
 	void (*on_msg)(void *arg, enum hf_proc from, struct msg *m);
+	/* Child `who` was started (again); messages may be sent to it from now on. */
+	void (*on_child_up)(void *arg, enum hf_proc who);
 	/* Child `who` died or its channel broke: requests sent to it will not be answered. */
 	void (*on_child_down)(void *arg, enum hf_proc who);
 	/* Called at least once a second, for timeouts. */

@@ -23,6 +23,7 @@ struct fence {
 };
 
 static struct fence *fences;
+static bool logins_held; /* under tgt_global.lock */
 static const struct abort_answer fenced_answer = {SCSI_STATUS_RESERVATION_CONFLICT, NULL};
 
 static struct fence *fence_find_locked(const char *host)
@@ -241,6 +242,35 @@ int tgt_unfence(const char *host, uint32_t epoch)
 	}
 	log_warnx("%s: host %s unfenced under epoch %u", __func__, host, epoch);
 	return 0;
+}
+
+void tgt_fence_hold_logins(void)
+{
+	pthread_mutex_lock(&tgt_global.lock);
+	logins_held = true;
+	pthread_mutex_unlock(&tgt_global.lock);
+}
+
+void tgt_fence_open_logins(void)
+{
+	pthread_mutex_lock(&tgt_global.lock);
+	logins_held = false;
+	pthread_mutex_unlock(&tgt_global.lock);
+}
+
+bool tgt_fence_logins_held_locked(void)
+{
+	return logins_held;
+}
+
+bool tgt_fence_logins_held(void)
+{
+	bool held;
+
+	pthread_mutex_lock(&tgt_global.lock);
+	held = logins_held;
+	pthread_mutex_unlock(&tgt_global.lock);
+	return held;
 }
 
 char *tgt_fence_list_json(void)

@@ -30,6 +30,18 @@ int tgt_unfence(const char *host, uint32_t epoch);
 /* Is this initiator name fenced? Called with tgt_global.lock held (login). */
 bool tgt_fence_refuses_login_locked(const char *initiator);
 
+/* A target that starts in a cluster knows none of the fences the coordinator gave the run before
+ * it (they live in memory). Until the coordinator has given them again it holds logins: every
+ * normal session's login is refused with Service Unavailable (RFC 7143 11.13.5: status 0x0301,
+ * the initiator retries), discovery still works. docs/coordinator.md, "A target that restarts".
+ * tgt_fence_hold_logins() at start, tgt_fence_open_logins() from the control request
+ * logins_open, which only coord may send. */
+void tgt_fence_hold_logins(void);
+void tgt_fence_open_logins(void);
+/* Called with tgt_global.lock held (login). */
+bool tgt_fence_logins_held_locked(void);
+bool tgt_fence_logins_held(void);
+
 /* A JSON array of the fences (host, epoch, initiators, since), malloc'd. */
 char *tgt_fence_list_json(void);
 

@@ -152,6 +152,14 @@ int session_bind(struct conn *c, const struct iscsi_pdu *req, uint16_t *tsih, ui
 	*status = ISCSI_LOGIN_SUCCESS;
 	c->cid = req->cid;
 	pthread_mutex_lock(&tgt_global.lock);
+	if (type == ISCSI_SESSION_NORMAL && tgt_fence_logins_held_locked()) {
+		/* The fences of the run before are not back yet: nobody may log in (fence.h). */
+		log_info("%s: %s: login refused for now: the coordinator has not given this "
+			 "target its fences yet",
+			 __func__, initiator);
+		*status = ISCSI_LOGIN_SERVICE_UNAVAILABLE;
+		goto out_unlock;
+	}
 	if (type == ISCSI_SESSION_NORMAL && tgt_fence_refuses_login_locked(initiator)) {
 		/* A fenced host logs in again only once it rejoined under a new epoch. */
 		log_warnx("%s: %s: login refused: the host is fenced", __func__, initiator);

@@ -657,7 +657,20 @@ static json_t *ctl_fences(void)
 	json_t *arr = text ? json_loads(text, 0, NULL) : NULL;
 
 	free(text);
-	return json_pack("{s:o}", "fences", arr ? arr : json_array());
+	return json_pack("{s:o, s:s}", "fences", arr ? arr : json_array(), "logins",
+			 tgt_fence_logins_held() ? "held" : "open");
+}
+
+/* {"cmd":"logins_open"}: coord has given this run of the target its fences, LUNs and policies
+ * (fence.h). Only coord sends it: the parent refuses it on the control socket. */
+static json_t *ctl_logins_open(void)
+{
+	bool was = tgt_fence_logins_held();
+
+	tgt_fence_open_logins();
+	if (was)
+		log_info("%s: logins open: the coordinator has given the fences again", __func__);
+	return json_pack("{s:s}", "logins", "open");
 }
 
 int target_ctl(const char *request, char **reply)
@@ -684,6 +697,8 @@ int target_ctl(const char *request, char **reply)
 		out = ctl_unfence(req);
 	} else if (strcmp(cmd, "fences") == 0) {
 		out = ctl_fences();
+	} else if (strcmp(cmd, "logins_open") == 0) {
+		out = ctl_logins_open();
 	} else if (strcmp(cmd, "lun_access") == 0) {
 		out = ctl_lun_access(req);
 	} else if (strcmp(cmd, "lun_add") == 0) {

@@ -15,6 +15,7 @@
 #include "lib/msg.h"
 #include "lib/proc.h"
 #include "target/backstore.h"
+#include "target/fence.h"
 #include "target/lun.h"
 #include "target/lunmap.h"
 #include "target/scsi_pr.h"
@@ -171,6 +172,9 @@ int target_main(const struct hf_config *cfg, int parent_fd)
 		log_warnx("%s: cannot open the LUNs: %s", __func__, strerror(-rc));
 		return PROC_EXIT_FATAL;
 	}
+	/* fence.h: in a cluster, logins wait for coord to give this run its fences again. */
+	if (cfg->cluster.enabled)
+		tgt_fence_hold_logins();
 	tgt_global.listeners = calloc(cfg->nportals, sizeof(*tgt_global.listeners));
 	if (!tgt_global.listeners)
 		fatal("%s", __func__);

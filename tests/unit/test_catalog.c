@@ -681,6 +681,60 @@ static void test_clone_with_stale_epoch_is_refused(void **state)
 	assert_int_equal(count_files(f->pool_dir), 1);
 }
 
+/* The clone in three steps, as the coord plane runs it (the copy in a worker thread). */
+static void test_clone_begin_commits_a_cloning_row_and_finish_makes_it_ready(void **state)
+{
+	struct fx *f = *state;
+	struct catalog_vdisk v = mk(f, "d", 16 * MiB), src, c, g;
+	bool reflinked;
+
+	write_at(v.path, MiB, 'z', 2 * MiB);
+	assert_int_equal(catalog_vdisk_clone_begin(f->cat, v.id, 1, "c", "", true, &src, &c, f->err,
+						   sizeof(f->err)),
+			 0);
+	assert_string_equal(src.id, v.id);
+	assert_int_equal(c.state, CATALOG_VDISK_CLONING);
+	/* The intent is durable before any byte: a reopen now would roll it back. */
+	assert_int_equal(catalog_vdisk_get(f->cat, c.id, &g), 0);
+	assert_int_equal(g.state, CATALOG_VDISK_CLONING);
+	/* Nothing may change a disk that is being cloned. */
+	assert_int_equal(
+		catalog_vdisk_extend(f->cat, c.id, 1, 32 * MiB, true, NULL, f->err, sizeof(f->err)),
+		-EBUSY);
+	assert_int_equal(catalog_clone_copy(src.path, c.path, c.size, NULL, NULL, &reflinked,
+					    f->err, sizeof(f->err)),
+			 0);
+	assert_int_equal(catalog_vdisk_clone_finish(f->cat, c.id, &g, f->err, sizeof(f->err)), 0);
+	assert_int_equal(g.state, CATALOG_VDISK_READY);
+	/* Finishing twice is refused: the disk is no longer being cloned. */
+	assert_int_equal(catalog_vdisk_clone_finish(f->cat, c.id, NULL, f->err, sizeof(f->err)),
+			 -EINVAL);
+	assert_int_equal(count_files(f->pool_dir), 2);
+}
+
+static void test_clone_copy_cancelled_removes_its_file_and_abort_removes_the_row(void **state)
+{
+	struct fx *f = *state;
+	struct catalog_vdisk v = mk(f, "d", 64 * MiB), src, c, g;
+	struct prog p = {.cancel_after = 1};
+
+	write_at(v.path, 0, 'q', 20 * MiB);
+	assert_int_equal(catalog_vdisk_clone_begin(f->cat, v.id, 1, "c", "", true, &src, &c, f->err,
+						   sizeof(f->err)),
+			 0);
+	assert_int_equal(catalog_clone_copy(src.path, c.path, c.size, on_progress, &p, NULL, f->err,
+					    sizeof(f->err)),
+			 -ECANCELED);
+	assert_int_equal(access(c.path, F_OK), -1);
+	assert_int_equal(catalog_vdisk_clone_abort(f->cat, c.id, f->err, sizeof(f->err)), 0);
+	assert_int_equal(catalog_vdisk_get(f->cat, c.id, &g), -ENOENT);
+	assert_int_equal(catalog_vdisk_list(f->cat, 0, NULL, 0), 1);
+	assert_int_equal(count_files(f->pool_dir), 1);
+	/* A ready disk is not a clone to abort. */
+	assert_int_equal(catalog_vdisk_clone_abort(f->cat, v.id, f->err, sizeof(f->err)), -EINVAL);
+	assert_int_equal(count_files(f->pool_dir), 1);
+}
+
 /* Reconciliation at open. */
 
 static void test_reopen_rolls_back_creating_row_and_its_file(void **state)
@@ -800,6 +854,8 @@ int main(void)
 		T(test_clone_copies_data_with_progress),
 		T(test_clone_cancelled_leaves_no_row_or_file),
 		T(test_clone_with_stale_epoch_is_refused),
+		T(test_clone_begin_commits_a_cloning_row_and_finish_makes_it_ready),
+		T(test_clone_copy_cancelled_removes_its_file_and_abort_removes_the_row),
 		T(test_reopen_rolls_back_creating_row_and_its_file),
 		T(test_reopen_finishes_deleting_row),
 		T(test_reopen_removes_empty_orphan_and_quarantines_one_with_data),

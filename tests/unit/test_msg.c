@@ -330,6 +330,19 @@ static void test_table_declares_who_handles_what(void **state)
 	assert_false(msg_handled_by(PROC_MAX, MSG_CTL_REQUEST));
 }
 
+/* Only coord hears that a plane started: the target has nothing to do with it, and the parent
+ * is the one who says it. */
+static void test_plane_up_goes_to_coord_only(void **state)
+{
+	struct pair *p = *state;
+
+	assert_true(msg_handled_by(PROC_COORD, MSG_PLANE_UP));
+	assert_false(msg_handled_by(PROC_TARGET, MSG_PLANE_UP));
+	assert_false(msg_handled_by(PROC_PARENT, MSG_PLANE_UP));
+	assert_int_equal(msg_send(&p->parent, MSG_PLANE_UP, 0, "{}", 2, -1), -EINVAL);
+	assert_string_equal(msg_type_name(MSG_PLANE_UP), "PLANE_UP");
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -338,6 +351,7 @@ int main(void)
 		T(test_empty_payload_round_trips),
 		T(test_max_size_message_crosses_in_chunks_through_the_queue),
 		T(test_oversized_message_is_not_sent),
+		T(test_plane_up_goes_to_coord_only),
 		T(test_type_the_peer_does_not_handle_is_not_sent),
 		T(test_truncated_header_is_refused),
 		T(test_length_larger_than_datagram_is_refused),
