@@ -436,7 +436,7 @@ static void pools_check(void)
 			if (cc.alerts[k].id == pools[i].id)
 				was = cc.alerts[k].alert;
 		/* A pool whose usage cannot be read keeps its last state. */
-		if (catalog_pool_usage(cc.cat, pools[i].id, &u, err, sizeof(err)) < 0)
+		if (catalog_pool_space(cc.cat, pools[i].id, &u, err, sizeof(err)) < 0)
 			u.alert = was;
 		else if (u.alert != was)
 			pool_alert_event(&pools[i], &u);
