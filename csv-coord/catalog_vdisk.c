@@ -510,7 +510,8 @@ static int make_files(struct catalog *cat, struct catalog_req *reqs, size_t n)
 		len = folder_len(r->vdisk.path);
 		/* Pools are few: one fsync per folder for the whole batch. */
 		for (k = 0; k < nd; k++)
-			if (strlen(dirs[k].path) == len && !strncmp(dirs[k].path, r->vdisk.path, len))
+			if (strlen(dirs[k].path) == len &&
+			    !strncmp(dirs[k].path, r->vdisk.path, len))
 				break;
 		if (k == nd) {
 			more = realloc(dirs, (nd + 1) * sizeof(*dirs));

@@ -602,8 +602,9 @@ static void op_send_access(struct op *o)
 	send_target(access_req(&v), op_on_access, o);
 }
 
-/* A new disk (create or clone) at the target: lun_add, then its policy. When the target does
- * not export it, the disk is deleted again: an answer of failure must leave nothing behind. */
+/* A new disk (create or clone) at the target: lun_add, which carries its policy. When the target
+ * does not export it, the disk is deleted again: an answer of failure must leave nothing
+ * behind. */
 static void op_on_add(void *ctx, json_t *r)
 {
 	struct op *o = ctx;
@@ -619,7 +620,8 @@ static void op_on_add(void *ctx, json_t *r)
 		op_fail(o, -EIO, "the target did not export the disk: %s", e);
 		return;
 	}
-	op_send_access(o);
+	/* The export carried the disk's policy (add_req): no lun_access is needed after it. */
+	op_done(o, NULL);
 }
 
 static bool lun_configured(const char *iqn, uint32_t lun)
