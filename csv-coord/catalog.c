@@ -572,24 +572,45 @@ int catalog_pool_set_alert(struct catalog *cat, int64_t id, unsigned alert_pct, 
 	return catalog_txn_commit(cat, err, errlen);
 }
 
+static int pool_space(struct catalog *cat, int64_t id, struct catalog_pool *p,
+		      struct catalog_pool_usage *out, char *err, size_t errlen)
+{
+	struct statvfs vfs;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = catalog_pool_get(cat, id, p);
+	if (rc < 0)
+		return catalog_errf(err, errlen, rc, "no pool %lld", (long long)id);
+	if (statvfs(p->path, &vfs) < 0)
+		return catalog_errf(err, errlen, -errno, "statvfs %s: %s", p->path,
+				    strerror(errno));
+	out->capacity = (uint64_t)vfs.f_blocks * vfs.f_frsize;
+	out->free = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	out->used = out->capacity - (uint64_t)vfs.f_bfree * vfs.f_frsize;
+	out->alert = catalog_pool_alert(out->capacity, out->free, p->alert_pct);
+	return 0;
+}
+
+int catalog_pool_space(struct catalog *cat, int64_t id, struct catalog_pool_usage *out, char *err,
+		       size_t errlen)
+{
+	struct catalog_pool p;
+
+	return pool_space(cat, id, &p, out, err, errlen);
+}
+
 int catalog_pool_usage(struct catalog *cat, int64_t id, struct catalog_pool_usage *out, char *err,
 		       size_t errlen)
 {
 	struct catalog_pool p;
-	struct statvfs vfs;
 	sqlite3_stmt *st;
 	struct stat sb;
 	int rc;
 
-	memset(out, 0, sizeof(*out));
-	rc = catalog_pool_get(cat, id, &p);
+	rc = pool_space(cat, id, &p, out, err, errlen);
 	if (rc < 0)
-		return catalog_errf(err, errlen, rc, "no pool %lld", (long long)id);
-	if (statvfs(p.path, &vfs) < 0)
-		return catalog_errf(err, errlen, -errno, "statvfs %s: %s", p.path, strerror(errno));
-	out->capacity = (uint64_t)vfs.f_blocks * vfs.f_frsize;
-	out->free = (uint64_t)vfs.f_bavail * vfs.f_frsize;
-	out->used = out->capacity - (uint64_t)vfs.f_bfree * vfs.f_frsize;
+		return rc;
 	if (sqlite3_prepare_v2(cat->db, "SELECT path, size FROM vdisks WHERE pool_id = ?", -1, &st,
 			       NULL) != SQLITE_OK)
 		return catalog_errf(err, errlen, -EIO, "catalog: %s", sqlite3_errmsg(cat->db));
@@ -606,7 +627,6 @@ int catalog_pool_usage(struct catalog *cat, int64_t id, struct catalog_pool_usag
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		return catalog_errf(err, errlen, -EIO, "catalog: %s", sqlite3_errmsg(cat->db));
-	out->alert = catalog_pool_alert(out->capacity, out->free, p.alert_pct);
 	return 0;
 }
 

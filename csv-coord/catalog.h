@@ -144,6 +144,11 @@ int catalog_pool_by_name(struct catalog *cat, const char *name, struct catalog_p
 int catalog_pool_list(struct catalog *cat, struct catalog_pool *out, size_t max);
 int catalog_pool_usage(struct catalog *cat, int64_t id, struct catalog_pool_usage *out, char *err,
 		       size_t errlen);
+/* The file system's part of catalog_pool_usage (capacity, used, free, alert) without the walk
+ * over the pool's disks (n_vdisks, provisioned and allocated are 0): one statvfs, cheap enough
+ * to run after every commit whatever the number of disks. */
+int catalog_pool_space(struct catalog *cat, int64_t id, struct catalog_pool_usage *out, char *err,
+		       size_t errlen);
 
 /* Virtual disk lookups. */
 int catalog_vdisk_get(struct catalog *cat, const char *id, struct catalog_vdisk *out);

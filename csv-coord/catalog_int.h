@@ -43,6 +43,27 @@ int catalog_schema_migrate(sqlite3 *db, int target, char *err, size_t errlen);
 /* The version recorded in the database, 0 when it has no schema_version table, or -EIO. */
 int catalog_schema_read_version(sqlite3 *db);
 
+/* A new backing file (catalog_files.c): path and size in, rc out (0 or -errno). */
+struct catalog_file {
+	const char *path;
+	uint64_t size;
+	int rc;
+	int fd; /* internal */
+};
+
+/* A pool folder whose new entries must become durable: rc out. */
+struct catalog_dir {
+	char path[CATALOG_PATH_MAX];
+	int rc;
+};
+
+/* Make every file (O_EXCL, sparse at its size) and make it and the folders durable: when a
+ * file's rc and its folder's rc are 0, both its contents and its name are on the disk. The
+ * fsyncs run in parallel. A file that was made but failed is unlinked; a name that already
+ * existed is left alone (-EEXIST). */
+void catalog_files_make(struct catalog_file *files, size_t nfiles, struct catalog_dir *dirs,
+			size_t ndirs);
+
 /* Format a message into err (may be NULL) and return rc. */
 int catalog_errf(char *err, size_t errlen, int rc, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));

@@ -1,17 +1,19 @@
 /* The requests that change virtual disks, and their group commit (catalog.h: catalog_commit).
  *
- * A batch runs in up to two transactions:
- *   1. Each request is checked and applied in order inside one transaction, each under its own
- *      savepoint so that a refused request is undone alone. A create inserts its row in state
- *      creating (the intent), a delete moves its row to deleting, an extend grows the backing
- *      file (fsynced) before its row says so; everything else is final. One COMMIT, one fsync
- *      of the WAL: every request but the creates is durable here.
- *   2. Only when the batch has creates or deletes: the backing files are made (ftruncate to
- *      the size, fsync) or unlinked, the pool folders fsynced, and a second transaction marks
- *      the creates ready and removes the deleted rows.
- * A crash between the two leaves creating and deleting rows that the next open settles
- * (catalog.c: reconcile): the creates are rolled back (they were never acknowledged) and the
- * deletes finished (they were). */
+ * A batch is one transaction, plus a second one only when it deletes:
+ *   1. Each request is checked and applied in order, each under its own savepoint so that a
+ *      refused request is undone alone. A create inserts its row ready, a delete moves its row
+ *      to deleting, an extend grows the backing file (fsynced) before its row says so.
+ *   2. Still inside the transaction, the creates' backing files are made (sparse, at their
+ *      size) and made durable together with their pool folders (catalog_files.c); a create
+ *      whose file fails loses its row again. Then one COMMIT, one fsync of the WAL: every
+ *      request of the batch is durable.
+ *   3. Only when the batch deletes: the files are unlinked, the pool folders fsynced, and a
+ *      second transaction removes the deleted rows.
+ * A create's file is durable before its row, so a crash leaves either a file without a row
+ * (never acknowledged, no data: the next open removes it, catalog.c: reconcile) or both. A
+ * crash between 2 and 3 leaves deleting rows, which the next open finishes (they were
+ * acknowledged). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -164,7 +166,8 @@ static int lun_alloc(struct catalog *cat, const char *iqn, uint32_t *out)
 	return step_done(st);
 }
 
-/* Insert a new disk's row in state (creating or cloning) and fill v. */
+/* Insert a new disk's row in state (ready for a create, whose file the batch makes before it
+ * commits, or cloning) and fill v. */
 static int insert_vdisk(struct catalog *cat, struct catalog_req *r, const struct catalog_pool *p,
 			const char *state, struct catalog_vdisk *v)
 {
@@ -183,7 +186,7 @@ static int insert_vdisk(struct catalog *cat, struct catalog_req *r, const struct
 	snprintf(v->target_iqn, sizeof(v->target_iqn), "%s", r->spec.target_iqn);
 	v->owner = r->spec.owner;
 	v->epoch = 1;
-	v->state = !strcmp(state, "cloning") ? CATALOG_VDISK_CLONING : CATALOG_VDISK_CREATING;
+	v->state = !strcmp(state, "cloning") ? CATALOG_VDISK_CLONING : CATALOG_VDISK_READY;
 	snprintf(v->vm, sizeof(v->vm), "%s", r->spec.vm);
 	v->created = v->updated = catalog_now();
 
@@ -268,7 +271,7 @@ static int apply_create(struct catalog *cat, struct catalog_req *r)
 	rc = check_new_disk(cat, r, &p);
 	if (rc < 0)
 		return rc;
-	return insert_vdisk(cat, r, &p, "creating", &r->vdisk);
+	return insert_vdisk(cat, r, &p, "ready", &r->vdisk);
 }
 
 /* Set columns of one disk and its updated time. */
@@ -464,23 +467,6 @@ static int apply(struct catalog *cat, struct catalog_req *r, uint64_t *old_size)
 	}
 }
 
-static int make_file(const char *path, uint64_t size)
-{
-	int fd, rc = 0;
-
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	/* Sparse: ftruncate allocates nothing; blocks come with the first writes (thin
-	 * provisioning). */
-	if (ftruncate(fd, (off_t)size) < 0 || fsync(fd) < 0)
-		rc = -errno;
-	close(fd);
-	if (rc < 0)
-		unlink(path);
-	return rc;
-}
-
 static int fail_batch(struct catalog_req *reqs, size_t n, int rc, const char *why)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -490,104 +476,161 @@ static int fail_batch(struct catalog_req *reqs, size_t n, int rc, const char *wh
 	return rc;
 }
 
-/* Phase 2: make the creates' files and remove the deletes', then finish their rows. */
-static void finish_files(struct catalog *cat, struct catalog_req *reqs, size_t n)
+static bool makes_file(const struct catalog_req *r)
 {
-	sqlite3_stmt *ready = NULL, *drop = NULL;
+	return r->op == CATALOG_OP_CREATE && r->rc == 0;
+}
+
+/* The pool folder of a disk's path (pool paths are resolved and never end in a slash). */
+static size_t folder_len(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? (size_t)(slash - path) : 0;
+}
+
+/* Step 2: the creates' files, inside the batch's transaction. A create whose file or folder
+ * could not be made durable is refused and its row deleted again. Returns -EIO when that
+ * delete fails (the batch must then be rolled back). */
+static int make_files(struct catalog *cat, struct catalog_req *reqs, size_t n)
+{
+	struct catalog_file files[CATALOG_BATCH_MAX];
+	size_t which[CATALOG_BATCH_MAX], dir_of[CATALOG_BATCH_MAX];
+	struct catalog_dir *dirs = NULL, *more;
+	size_t nf = 0, nd = 0, k;
+	sqlite3_stmt *drop;
+	int rc = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct catalog_req *r = &reqs[i];
+		size_t len;
+
+		if (!makes_file(r))
+			continue;
+		len = folder_len(r->vdisk.path);
+		/* Pools are few: one fsync per folder for the whole batch. */
+		for (k = 0; k < nd; k++)
+			if (strlen(dirs[k].path) == len &&
+			    !strncmp(dirs[k].path, r->vdisk.path, len))
+				break;
+		if (k == nd) {
+			more = realloc(dirs, (nd + 1) * sizeof(*dirs));
+			if (!more) {
+				r->rc = REQ_ERR(r, -ENOMEM, "out of memory");
+				continue; /* its row goes below, with the failed files' */
+			}
+			dirs = more;
+			snprintf(dirs[nd].path, sizeof(dirs[nd].path), "%.*s", (int)len,
+				 r->vdisk.path);
+			nd++;
+		}
+		files[nf].path = r->vdisk.path;
+		files[nf].size = r->vdisk.size;
+		dir_of[nf] = k;
+		which[nf++] = i;
+	}
+	catalog_files_make(files, nf, dirs, nd);
+
+	if (prepare(cat, "DELETE FROM vdisks WHERE id = ?", &drop) < 0)
+		rc = -EIO;
+	for (size_t i = 0, j = 0; i < n && rc == 0; i++) {
+		struct catalog_req *r = &reqs[i];
+		int frc;
+
+		if (r->op != CATALOG_OP_CREATE || !r->vdisk.id[0])
+			continue; /* not a create, or refused in step 1 (no row) */
+		if (j < nf && which[j] == i) {
+			frc = files[j].rc ? files[j].rc : dirs[dir_of[j]].rc;
+			if (frc && files[j].rc == 0)
+				unlink(files[j].path); /* made, but its name may not be durable */
+			j++;
+			if (frc == 0)
+				continue;
+			if (frc == -EEXIST)
+				REQ_ERR(r, frc, "create %s: a file of that name exists already",
+					r->vdisk.path);
+			else
+				REQ_ERR(r, frc, "create %s: %s", r->vdisk.path, strerror(-frc));
+			r->rc = frc;
+		}
+		sqlite3_bind_text(drop, 1, r->vdisk.id, -1, SQLITE_STATIC);
+		if (sqlite3_step(drop) != SQLITE_DONE)
+			rc = -EIO;
+		sqlite3_reset(drop);
+		r->vdisk.id[0] = '\0';
+	}
+	sqlite3_finalize(drop);
+	free(dirs);
+	return rc;
+}
+
+/* Undo step 2 when the transaction was rolled back: no row names these files. */
+static void unmake_files(struct catalog_req *reqs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (makes_file(&reqs[i]) && reqs[i].vdisk.id[0])
+			unlink(reqs[i].vdisk.path);
+}
+
+/* Step 3: remove the deletes' files, then their rows. */
+static void finish_deletes(struct catalog *cat, struct catalog_req *reqs, size_t n)
+{
 	char why[CATALOG_ERR_MAX];
-	int rc;
+	sqlite3_stmt *drop = NULL;
 
 	for (size_t i = 0; i < n; i++) {
 		struct catalog_req *r = &reqs[i];
 
-		if (r->rc < 0)
+		if (r->op != CATALOG_OP_DELETE || r->rc < 0)
 			continue;
-		if (r->op == CATALOG_OP_CREATE) {
-			rc = make_file(r->vdisk.path, r->vdisk.size);
-			if (rc < 0)
-				r->rc = REQ_ERR(r, rc, "create %s: %s", r->vdisk.path,
-						strerror(-rc));
-		} else if (r->op == CATALOG_OP_DELETE) {
-			if (unlink(r->vdisk.path) < 0 && errno != ENOENT)
-				log_warn("%s: %s", __func__, r->vdisk.path);
-		}
+		if (unlink(r->vdisk.path) < 0 && errno != ENOENT)
+			log_warn("%s: %s", __func__, r->vdisk.path);
 	}
-	/* The new names (and the removals) are durable before any row says the disk is ready.
-	 * Pools are few: fsync each folder once. */
+	/* The removals are durable before the rows go, so a row never disappears while its
+	 * file may come back. Pools are few: fsync each folder once. */
 	for (size_t i = 0; i < n; i++) {
 		struct catalog_req *r = &reqs[i];
 		bool seen = false;
 
-		if ((r->op != CATALOG_OP_CREATE && r->op != CATALOG_OP_DELETE) ||
-		    (r->op == CATALOG_OP_CREATE && r->rc < 0))
+		if (r->op != CATALOG_OP_DELETE || r->rc < 0)
 			continue;
 		for (size_t j = 0; j < i && !seen; j++)
-			seen = reqs[j].vdisk.pool_id == r->vdisk.pool_id &&
-			       (reqs[j].op == CATALOG_OP_CREATE || reqs[j].op == CATALOG_OP_DELETE);
-		if (seen)
-			continue;
-		rc = catalog_fsync_parent(r->vdisk.path);
-		if (rc < 0) {
-			for (size_t j = i; j < n; j++) {
-				if (reqs[j].op == CATALOG_OP_CREATE && reqs[j].rc == 0 &&
-				    reqs[j].vdisk.pool_id == r->vdisk.pool_id) {
-					unlink(reqs[j].vdisk.path);
-					reqs[j].rc = REQ_ERR(&reqs[j], rc, "fsync of the pool: %s",
-							     strerror(-rc));
-				}
-			}
-		}
+			seen = reqs[j].op == CATALOG_OP_DELETE && reqs[j].rc == 0 &&
+			       reqs[j].vdisk.pool_id == r->vdisk.pool_id;
+		if (!seen && catalog_fsync_parent(r->vdisk.path) < 0)
+			log_warn("%s: fsync of the folder of %s", __func__, r->vdisk.path);
 	}
 
 	if (catalog_txn_begin(cat, why, sizeof(why)) < 0)
 		goto err;
-	if (prepare(cat, "UPDATE vdisks SET state = 'ready' WHERE id = ? AND state = 'creating'",
-		    &ready) < 0 ||
-	    prepare(cat, "DELETE FROM vdisks WHERE id = ?", &drop) < 0)
+	if (prepare(cat, "DELETE FROM vdisks WHERE id = ?", &drop) < 0)
 		goto err_rollback;
 	for (size_t i = 0; i < n; i++) {
 		struct catalog_req *r = &reqs[i];
-		sqlite3_stmt *st;
 
-		if (r->op == CATALOG_OP_CREATE)
-			st = r->rc == 0 ? ready : drop;
-		else if (r->op == CATALOG_OP_DELETE && r->rc == 0)
-			st = drop;
-		else
+		if (r->op != CATALOG_OP_DELETE || r->rc < 0)
 			continue;
-		/* A create refused in phase 1 has no row; its vdisk id may be empty. */
-		if (r->op == CATALOG_OP_CREATE && r->rc < 0 && !r->vdisk.id[0])
-			continue;
-		sqlite3_bind_text(st, 1, r->vdisk.id, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) != SQLITE_DONE) {
-			sqlite3_reset(st);
+		sqlite3_bind_text(drop, 1, r->vdisk.id, -1, SQLITE_STATIC);
+		if (sqlite3_step(drop) != SQLITE_DONE) {
+			sqlite3_reset(drop);
 			goto err_rollback;
 		}
-		sqlite3_reset(st);
+		sqlite3_reset(drop);
 	}
-	sqlite3_finalize(ready);
 	sqlite3_finalize(drop);
-	ready = drop = NULL;
+	drop = NULL;
 	if (catalog_txn_commit(cat, why, sizeof(why)) < 0)
 		goto err;
-	for (size_t i = 0; i < n; i++)
-		if (reqs[i].op == CATALOG_OP_CREATE && reqs[i].rc == 0)
-			reqs[i].vdisk.state = CATALOG_VDISK_READY;
 	return;
 
 err_rollback:
 	snprintf(why, sizeof(why), "%s", sqlite3_errmsg(cat->db));
-	sqlite3_finalize(ready);
 	sqlite3_finalize(drop);
 	catalog_txn_rollback(cat);
-	cat->broken = true;
 err:
-	/* The creates are not acknowledged: their rows are still creating, and the next open
-	 * rolls them back. The deletes were durable in phase 1 and the next open finishes them,
-	 * so they stand. */
-	for (size_t i = 0; i < n; i++)
-		if (reqs[i].op == CATALOG_OP_CREATE && reqs[i].rc == 0)
-			reqs[i].rc = REQ_ERR(&reqs[i], -EIO, "create not finished: %s", why);
+	/* The deletes stand: they were durable in the first transaction (their rows say
+	 * deleting), and the next open finishes them. Until then the store is suspect. */
+	log_warnx("%s: deleted rows not removed: %s", __func__, why);
 	cat->broken = true;
 }
 
@@ -595,7 +638,7 @@ int catalog_commit(struct catalog *cat, struct catalog_req *reqs, size_t n)
 {
 	uint64_t old_size[CATALOG_BATCH_MAX];
 	char why[CATALOG_ERR_MAX], sp[32];
-	bool files = false;
+	bool creates = false, deletes = false;
 	int rc;
 
 	if (n == 0 || n > CATALOG_BATCH_MAX)
@@ -614,6 +657,10 @@ int catalog_commit(struct catalog *cat, struct catalog_req *reqs, size_t n)
 			memset(&r->vdisk, 0, sizeof(r->vdisk));
 		else
 			r->vdisk.id[0] = '\0';
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct catalog_req *r = &reqs[i];
+
 		snprintf(sp, sizeof(sp), "SAVEPOINT r%zu", i);
 		if (catalog_exec(cat->db, sp, why, sizeof(why)) < 0)
 			goto err_rollback;
@@ -622,25 +669,34 @@ int catalog_commit(struct catalog *cat, struct catalog_req *reqs, size_t n)
 			snprintf(sp, sizeof(sp), "ROLLBACK TO r%zu", i);
 			if (catalog_exec(cat->db, sp, why, sizeof(why)) < 0)
 				goto err_rollback;
-			/* A refused create keeps no row: forget its id so phase 2 skips it. */
+			/* A refused create keeps no row: forget its id so no file is made. */
 			if (r->op == CATALOG_OP_CREATE)
 				r->vdisk.id[0] = '\0';
 		}
 		snprintf(sp, sizeof(sp), "RELEASE r%zu", i);
 		if (catalog_exec(cat->db, sp, why, sizeof(why)) < 0)
 			goto err_rollback;
-		if (r->rc == 0 && (r->op == CATALOG_OP_CREATE || r->op == CATALOG_OP_DELETE))
-			files = true;
+		creates = creates || (r->rc == 0 && r->op == CATALOG_OP_CREATE);
+		deletes = deletes || (r->rc == 0 && r->op == CATALOG_OP_DELETE);
+	}
+	/* The files before the COMMIT: a ready row always names a durable file. */
+	if (creates && make_files(cat, reqs, n) < 0) {
+		snprintf(why, sizeof(why), "catalog: %s", sqlite3_errmsg(cat->db));
+		goto err_rollback;
 	}
 	rc = catalog_txn_commit(cat, why, sizeof(why));
-	if (rc < 0)
+	if (rc < 0) {
+		/* Whether the rows reached the disk is unknown, so the new files stay: the next
+		 * open keeps those whose row is there and removes the others (empty, rowless). */
 		goto err_undo;
-	if (files)
-		finish_files(cat, reqs, n);
+	}
+	if (deletes)
+		finish_deletes(cat, reqs, n);
 	return 0;
 
 err_rollback:
 	catalog_txn_rollback(cat);
+	unmake_files(reqs, n);
 	rc = -EIO;
 err_undo:
 	/* The extends grew their files before the commit that failed; shrink them back, which

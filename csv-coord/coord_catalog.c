@@ -552,7 +552,7 @@ static void pools_check(void)
 			if (cc.alerts[k].id == pools[i].id)
 				was = cc.alerts[k].alert;
 		/* A pool whose usage cannot be read keeps its last state. */
-		if (catalog_pool_usage(cc.cat, pools[i].id, &u, err, sizeof(err)) < 0)
+		if (catalog_pool_space(cc.cat, pools[i].id, &u, err, sizeof(err)) < 0)
 			u.alert = was;
 		else if (u.alert != was)
 			pool_alert_event(&pools[i], &u);
@@ -783,8 +783,9 @@ static void ignore_reply(void *ctx, json_t *r)
 	(void)r;
 }
 
-/* A new disk (create) at the target: lun_add, then its policy. When the target does
- * not export it, the disk is deleted again: an answer of failure must leave nothing behind. */
+/* A new disk (create or clone) at the target: lun_add, which carries its policy. When the target
+ * does not export it, the disk is deleted again: an answer of failure must leave nothing
+ * behind. */
 static void op_on_add(void *ctx, json_t *r)
 {
 	struct op *o = ctx;
@@ -808,7 +809,8 @@ static void op_on_add(void *ctx, json_t *r)
 		op_fail(o, -EIO, "the target did not export the disk: %s", e);
 		return;
 	}
-	op_send_access(o);
+	/* The export carried the disk's policy (add_req): no lun_access is needed after it. */
+	op_done(o, NULL);
 }
 
 static bool lun_configured(const char *iqn, uint32_t lun)

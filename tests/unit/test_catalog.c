@@ -291,6 +291,24 @@ static void test_pool_usage_counts_allocated_blocks_and_alert(void **state)
 	assert_true(u.alert);
 }
 
+static void test_pool_space_is_usage_without_the_disk_walk(void **state)
+{
+	struct fx *f = *state;
+	struct catalog_pool_usage sp, u;
+
+	mk(f, "d", 64 * MiB);
+	assert_int_equal(catalog_pool_set_alert(f->cat, f->pool, 100, true, f->err, sizeof(f->err)),
+			 0);
+	assert_int_equal(catalog_pool_space(f->cat, f->pool, &sp, f->err, sizeof(f->err)), 0);
+	assert_int_equal(catalog_pool_usage(f->cat, f->pool, &u, f->err, sizeof(f->err)), 0);
+	assert_int_equal(sp.capacity, u.capacity);
+	assert_true(sp.capacity > 0 && sp.free <= sp.capacity);
+	assert_true(sp.alert); /* 100% always fires: the stored threshold is used */
+	assert_int_equal(sp.n_vdisks, 0);
+	assert_int_equal(sp.provisioned, 0);
+	assert_int_equal(catalog_pool_space(f->cat, 999, &sp, f->err, sizeof(f->err)), -ENOENT);
+}
+
 static void test_pool_remove_refused_while_it_holds_disks(void **state)
 {
 	struct fx *f = *state;
@@ -605,6 +623,81 @@ static void test_batch_applies_each_request_alone(void **state)
 	assert_int_equal(count_files(f->pool_dir), 2);
 }
 
+/* Many creates in one batch: every file is made (in parallel) at its own size, sparse, before
+ * the one commit that makes every row ready. */
+static void test_batch_of_creates_makes_every_file_at_its_size(void **state)
+{
+	struct fx *f = *state;
+	enum { N = 40 };
+	struct catalog_req *r = calloc(N, sizeof(*r));
+	struct catalog_vdisk g;
+	struct stat sb;
+
+	for (int i = 0; i < N; i++) {
+		r[i].op = CATALOG_OP_CREATE;
+		r[i].quorate = true;
+		r[i].spec = (struct catalog_vdisk_spec){
+			.pool_id = f->pool, .size = (uint64_t)(i + 1) * MiB, .target_iqn = IQN};
+		snprintf(r[i].spec.name, sizeof(r[i].spec.name), "b%d", i);
+	}
+	snprintf(r[7].spec.name, sizeof(r[7].spec.name), "b6"); /* taken by r[6]: refused */
+	assert_int_equal(catalog_commit(f->cat, r, N), 0);
+	for (int i = 0; i < N; i++) {
+		if (i == 7) {
+			assert_int_equal(r[i].rc, -EEXIST);
+			continue;
+		}
+		assert_int_equal(r[i].rc, 0);
+		assert_int_equal(catalog_vdisk_get(f->cat, r[i].vdisk.id, &g), 0);
+		assert_int_equal(g.state, CATALOG_VDISK_READY);
+		assert_int_equal(stat(g.path, &sb), 0);
+		assert_int_equal(sb.st_size, (off_t)((i + 1) * MiB));
+		assert_int_equal(sb.st_blocks, 0);
+	}
+	assert_int_equal(count_files(f->pool_dir), N - 1);
+	free(r);
+}
+
+/* A create whose file cannot be made is refused and leaves no row; the others of its batch
+ * are not held back. */
+static void test_create_whose_file_fails_leaves_no_row(void **state)
+{
+	struct fx *f = *state;
+	struct catalog_pool_usage u;
+	struct catalog_req r[2] = {0};
+	char other[160];
+	int64_t pool2;
+
+	snprintf(other, sizeof(other), "%s/other", f->dir);
+	assert_int_equal(mkdir(other, 0700), 0);
+	assert_int_equal(catalog_pool_add(f->cat, "p2", other, CATALOG_POOL_FOLDER, 0, true, &pool2,
+					  f->err, sizeof(f->err)),
+			 0);
+	assert_int_equal(rmdir(other), 0); /* the folder is gone: no file can be made in it */
+	for (int i = 0; i < 2; i++) {
+		r[i].op = CATALOG_OP_CREATE;
+		r[i].quorate = true;
+		r[i].spec = (struct catalog_vdisk_spec){
+			.pool_id = i ? f->pool : pool2, .size = MiB, .target_iqn = IQN};
+		snprintf(r[i].spec.name, sizeof(r[i].spec.name), "x");
+	}
+	assert_int_equal(catalog_commit(f->cat, r, 2), 0);
+	assert_int_equal(r[0].rc, -ENOENT);
+	assert_non_null(strstr(r[0].err, "create"));
+	assert_int_equal(r[1].rc, 0);
+	assert_int_equal(catalog_vdisk_list(f->cat, pool2, NULL, 0), 0);
+	assert_int_equal(catalog_vdisk_list(f->cat, f->pool, NULL, 0), 1);
+	assert_int_equal(count_files(f->pool_dir), 1);
+	/* Once the folder is back, the name is free. */
+	assert_int_equal(mkdir(other, 0700), 0);
+	r[0].spec.pool_id = pool2;
+	assert_int_equal(catalog_commit(f->cat, r, 1), 0);
+	assert_int_equal(r[0].rc, 0);
+	assert_int_equal(count_files(other), 1);
+	assert_int_equal(catalog_pool_usage(f->cat, pool2, &u, f->err, sizeof(f->err)), 0);
+	assert_int_equal(u.n_vdisks, 1);
+}
+
 /* Clone. */
 
 struct prog {
@@ -833,6 +926,7 @@ int main(void)
 		T(test_pool_add_refused_without_quorum),
 		T(test_pool_add_rejects_bad_folder_name_and_duplicate),
 		T(test_pool_usage_counts_allocated_blocks_and_alert),
+		T(test_pool_space_is_usage_without_the_disk_walk),
 		T(test_pool_remove_refused_while_it_holds_disks),
 		T(test_create_makes_sparse_file_and_ready_row),
 		T(test_create_refuses_taken_name_and_bad_size),
@@ -851,6 +945,8 @@ int main(void)
 		T(test_attach_is_idempotent_and_detach_of_stranger_fails),
 		T(test_access_state_follows_host_path_and_maintenance),
 		T(test_batch_applies_each_request_alone),
+		T(test_batch_of_creates_makes_every_file_at_its_size),
+		T(test_create_whose_file_fails_leaves_no_row),
 		T(test_clone_copies_data_with_progress),
 		T(test_clone_cancelled_leaves_no_row_or_file),
 		T(test_clone_with_stale_epoch_is_refused),
