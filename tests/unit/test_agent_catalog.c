@@ -92,7 +92,7 @@ static void test_refusals_keep_their_code(void **state)
 			json_object_set_new(r, "code", json_string(cases[i].code));
 		ngot = 0;
 		assert_int_equal(
-			agent_catalog_reply(AGENT_MSG_VDISK_EXTEND, 31, "kvm1", r, collect, NULL),
+			agent_catalog_reply(AGENT_MSG_VDISK_EXTEND, 31, NULL, "kvm1", r, collect, NULL),
 			1);
 		assert_int_equal(got[0].type, AGENT_MSG_ERROR);
 		assert_int_equal(got[0].request_id, 31);
@@ -114,7 +114,7 @@ static void test_a_list_is_one_info_per_disk_then_the_end(void **state)
 
 	ngot = 0;
 	/* The third disk's LUN is beyond what the protocol carries: left out, and counted out. */
-	assert_int_equal(agent_catalog_reply(AGENT_MSG_VDISK_LIST, 5, "kvm1", r, collect, NULL), 3);
+	assert_int_equal(agent_catalog_reply(AGENT_MSG_VDISK_LIST, 5, NULL, "kvm1", r, collect, NULL), 3);
 	assert_int_equal(ngot, 3);
 	assert_int_equal(got[0].type, AGENT_MSG_VDISK_INFO);
 	assert_string_equal(got[0].u.vd_info.name, "a");
@@ -136,14 +136,14 @@ static void test_single_answers_and_what_cannot_be_carried(void **state)
 	json_t *r = json_pack("{s:o}", "vdisk", disk("a", 1, "kvm2", "kvm1"));
 
 	ngot = 0;
-	agent_catalog_reply(AGENT_MSG_VDISK_TRANSFER, 6, "kvm1", r, collect, NULL);
+	agent_catalog_reply(AGENT_MSG_VDISK_TRANSFER, 6, NULL, "kvm1", r, collect, NULL);
 	assert_int_equal(got[0].type, AGENT_MSG_VDISK_INFO);
 	assert_string_equal(got[0].u.vd_info.owner, "kvm2");
 	json_decref(r);
 
 	r = json_pack("{s:s, s:i}", "deleted", VID, "lun", 1);
 	ngot = 0;
-	agent_catalog_reply(AGENT_MSG_VDISK_DELETE, 7, "kvm1", r, collect, NULL);
+	agent_catalog_reply(AGENT_MSG_VDISK_DELETE, 7, NULL, "kvm1", r, collect, NULL);
 	assert_int_equal(got[0].type, AGENT_MSG_VDISK_DELETED);
 	assert_string_equal(got[0].u.vd_op.id, VID);
 	json_decref(r);
@@ -151,13 +151,13 @@ static void test_single_answers_and_what_cannot_be_carried(void **state)
 	/* An answer without the disk, and a disk the protocol cannot carry: ERROR INTERNAL. */
 	r = json_object();
 	ngot = 0;
-	agent_catalog_reply(AGENT_MSG_VDISK_ATTACH, 8, "kvm1", r, collect, NULL);
+	agent_catalog_reply(AGENT_MSG_VDISK_ATTACH, 8, NULL, "kvm1", r, collect, NULL);
 	assert_int_equal(got[0].type, AGENT_MSG_ERROR);
 	assert_int_equal(got[0].u.error.code, AGENT_E_INTERNAL);
 	json_decref(r);
 	r = json_pack("{s:o}", "vdisk", disk("a", 99999, NULL, "kvm1"));
 	ngot = 0;
-	agent_catalog_reply(AGENT_MSG_VDISK_ATTACH, 9, "kvm1", r, collect, NULL);
+	agent_catalog_reply(AGENT_MSG_VDISK_ATTACH, 9, NULL, "kvm1", r, collect, NULL);
 	assert_int_equal(ngot, 1);
 	assert_int_equal(got[0].type, AGENT_MSG_ERROR);
 	assert_int_equal(got[0].u.error.code, AGENT_E_INTERNAL);
