@@ -68,15 +68,22 @@ static void usage(void)
 		"                          [--heartbeat-ms MS] [--miss-threshold M]\n"
 		"                          [--fence-action kill-qemu|exec:COMMAND|watchdog[:DEV]]\n"
 		"                          [--vm-pidfile FILE ...] [-v]\n"
-		"       holdfast-agent vdisk list [--pool POOL]              --state-dir DIR [--box "
+		"       holdfast-agent vdisk list [--pool POOL]              --state-dir DIR "
+		"[--box "
 		"ADDR:PORT]\n"
-		"       holdfast-agent vdisk create POOL NAME SIZE [--vm VM] --state-dir DIR [--json]\n"
-		"       holdfast-agent vdisk extend ID SIZE --epoch N        --state-dir DIR [--json]\n"
-		"       holdfast-agent vdisk attach|detach|delete ID --epoch N --state-dir DIR [--json]\n"
-		"       holdfast-agent vdisk transfer ID HOST --epoch N      --state-dir DIR [--json]\n"
-		"       holdfast-agent vdisk clone ID NAME --epoch N, pool add NAME PATH, pool remove "
+		"       holdfast-agent vdisk create POOL NAME SIZE [--vm VM] --state-dir DIR "
+		"[--json]\n"
+		"       holdfast-agent vdisk extend ID SIZE --epoch N        --state-dir DIR "
+		"[--json]\n"
+		"       holdfast-agent vdisk attach|detach|delete ID --epoch N --state-dir DIR "
+		"[--json]\n"
+		"       holdfast-agent vdisk transfer ID HOST --epoch N      --state-dir DIR "
+		"[--json]\n"
+		"       holdfast-agent vdisk clone ID NAME --epoch N, pool add NAME PATH, pool "
+		"remove "
 		"NAME\n"
-		"                          (the administrator's: the box refuses them as forbidden)\n");
+		"                          (the administrator's: the box refuses them as "
+		"forbidden)\n");
 }
 
 static int make_dir(const char *dir)
@@ -1205,10 +1212,11 @@ static int cmd_run(int argc, char **argv)
 		 "%s, fence action %s%s%s",
 		 r->st.name, r->st.host_id, r->st.epoch, r->host, (unsigned)r->port, desc,
 		 agent_timing_announced(&r->st.timing) ? "as the box last announced it"
-		 : r->ovr.heartbeat_ns || r->ovr.miss ? "from the command line until the box "
-							"announces its own"
-						      : "assumed (defaults) until the box announces "
-							"its own",
+		 : r->ovr.heartbeat_ns || r->ovr.miss
+			 ? "from the command line until the box "
+			   "announces its own"
+			 : "assumed (defaults) until the box announces "
+			   "its own",
 		 spec.kind == AGENT_FENCE_EXEC	     ? "exec:"
 		 : spec.kind == AGENT_FENCE_WATCHDOG ? "watchdog:"
 						     : "kill-qemu",
@@ -1231,8 +1239,8 @@ out:
 
 /* What the box answered; 1 when the answer is complete (or refused), 0 to wait for more, 2 when
  * a VDISK_LIST page ended and the next must be asked for (from m's start_after). */
-static int vdisk_answer(const struct agent_vdisk_cmd *cmd, const struct agent_msg *m,
-			json_t *list, unsigned *lines, int *ret)
+static int vdisk_answer(const struct agent_vdisk_cmd *cmd, const struct agent_msg *m, json_t *list,
+			unsigned *lines, int *ret)
 {
 	const char *what = agent_proto_type_name(cmd->req.type);
 
@@ -1264,7 +1272,8 @@ static int vdisk_answer(const struct agent_vdisk_cmd *cmd, const struct agent_ms
 			return 0;
 		}
 		if (cmd->json) {
-			json_t *o = json_pack("{s:o}", "vdisk", agent_vdisk_info_json(&m->u.vd_info));
+			json_t *o =
+				json_pack("{s:o}", "vdisk", agent_vdisk_info_json(&m->u.vd_info));
 
 			json_dumpf(o, stdout, JSON_INDENT(2));
 			fputc('\n', stdout);
@@ -1281,8 +1290,9 @@ static int vdisk_answer(const struct agent_vdisk_cmd *cmd, const struct agent_ms
 			/* The box pages: its next page must start past this one. */
 			if (cmd->req.u.vd_list.start_after[0] &&
 			    strcmp(m->u.vd_end.start_after, cmd->req.u.vd_list.start_after) <= 0) {
-				fprintf(stderr, "holdfast-agent: %s: the box's next page does not "
-						"move on\n",
+				fprintf(stderr,
+					"holdfast-agent: %s: the box's next page does not "
+					"move on\n",
 					what);
 				*ret = EX_REFUSED;
 				return 1;
@@ -1345,8 +1355,9 @@ static int cmd_vdisk(int argc, char **argv)
 		log_init("holdfast-agent", LOG_LVL_DEBUG, 0);
 	err = agent_state_load(cmd.state_dir, &st);
 	if (err) {
-		fprintf(stderr, "holdfast-agent: %s/%s: %s (has this host joined?)\n", cmd.state_dir,
-			AGENT_STATE_FILE, err == -EBADMSG ? "damaged" : strerror(-err));
+		fprintf(stderr, "holdfast-agent: %s/%s: %s (has this host joined?)\n",
+			cmd.state_dir, AGENT_STATE_FILE,
+			err == -EBADMSG ? "damaged" : strerror(-err));
 		json_decref(list);
 		return err == -ENOENT ? EX_USAGE : EX_LOCAL;
 	}
@@ -1396,8 +1407,9 @@ static int cmd_vdisk(int argc, char **argv)
 		goto out;
 	}
 	if (!(agreed & AGENT_CAP_CATALOG)) {
-		fprintf(stderr, "holdfast-agent: the box does not take catalog requests from agents "
-				"(older firmware); use holdfastctl on the box\n");
+		fprintf(stderr,
+			"holdfast-agent: the box does not take catalog requests from agents "
+			"(older firmware); use holdfastctl on the box\n");
 		ret = EX_REFUSED;
 		goto out;
 	}
@@ -1420,8 +1432,9 @@ static int cmd_vdisk(int argc, char **argv)
 		if (err < 0) {
 			fprintf(stderr, "holdfast-agent: %s: %s%s\n",
 				agent_proto_type_name(cmd.req.type), strerror(-err),
-				err == -ETIMEDOUT ? " (the outcome is unknown: look with vdisk list)"
-						  : "");
+				err == -ETIMEDOUT
+					? " (the outcome is unknown: look with vdisk list)"
+					: "");
 			ret = EX_NETWORK;
 			break;
 		}
@@ -1433,12 +1446,14 @@ static int cmd_vdisk(int argc, char **argv)
 		if (got == 1)
 			break;
 		if (got == 2) {
-			snprintf(cmd.req.u.vd_list.start_after, sizeof(cmd.req.u.vd_list.start_after),
-				 "%s", m.u.vd_end.start_after);
+			snprintf(cmd.req.u.vd_list.start_after,
+				 sizeof(cmd.req.u.vd_list.start_after), "%s",
+				 m.u.vd_end.start_after);
 			cmd.req.request_id = 0; /* a new request: the link numbers it */
 			err = agent_link_send(link, &cmd.req);
 			if (err) {
-				fprintf(stderr, "holdfast-agent: cannot ask for the next page: %s\n",
+				fprintf(stderr,
+					"holdfast-agent: cannot ask for the next page: %s\n",
 					strerror(-err));
 				ret = EX_NETWORK;
 				break;

@@ -241,7 +241,8 @@ int agent_state_format(const struct agent_state *st, char *buf, size_t cap)
 		    st->timing.skew_ppm > AGENT_SKEW_PPM_MAX)
 			return -EINVAL;
 		m = snprintf(buf + n, cap - n,
-			     "box_heartbeat_ns %" PRIu64 "\nbox_miss %u\nbox_lease_timeout_ns %" PRIu64
+			     "box_heartbeat_ns %" PRIu64
+			     "\nbox_miss %u\nbox_lease_timeout_ns %" PRIu64
 			     "\nbox_skew_ppm %" PRIu32 "\n",
 			     st->timing.heartbeat_ns, (unsigned)st->timing.miss,
 			     st->timing.lease_timeout_ns, st->timing.skew_ppm);

@@ -37,9 +37,10 @@ struct agent_state {
 
 /* The state file is text, one "key value" a line; '#' starts a comment line. Keys: host_id,
  * epoch, name, box_name (required), box (optional), and the box's lease timing
- * box_heartbeat_ns, box_miss, box_lease_timeout_ns, box_skew_ppm (all four or none). An unknown key, a repeated key, a value
- * out of range or a line without a value is refused with -EBADMSG: the file decides which
- * epoch the host claims, so a damaged one must stop the agent rather than be guessed at. */
+ * box_heartbeat_ns, box_miss, box_lease_timeout_ns, box_skew_ppm (all four or none). An unknown
+ * key, a repeated key, a value out of range or a line without a value is refused with -EBADMSG: the
+ * file decides which epoch the host claims, so a damaged one must stop the agent rather than be
+ * guessed at. */
 int agent_state_parse(const char *buf, size_t len, struct agent_state *st);
 /* Format into buf (cap bytes, NUL-terminated). Returns the length, or -ENOSPC / -EINVAL. */
 int agent_state_format(const struct agent_state *st, char *buf, size_t cap);

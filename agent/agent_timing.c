@@ -114,8 +114,8 @@ int agent_timing_describe(const struct agent_timing *t, char *buf, size_t cap)
 	return snprintf(buf, cap,
 			"H %lld ms, M %u, fence after %lld ms without an ack (box: H %lld ms, "
 			"lease %lld ms, rho %.2f%%)",
-			(long long)(t->heartbeat_ns / LEASE_NS_PER_MS),
-			t->miss, (long long)(t->fence_after_ns / LEASE_NS_PER_MS),
+			(long long)(t->heartbeat_ns / LEASE_NS_PER_MS), t->miss,
+			(long long)(t->fence_after_ns / LEASE_NS_PER_MS),
 			(long long)(t->box.heartbeat_ns / LEASE_NS_PER_MS),
 			(long long)(t->box.lease_timeout_ns / LEASE_NS_PER_MS),
 			t->skew_ppm / 10000.0);

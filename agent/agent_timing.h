@@ -31,12 +31,12 @@ struct agent_timing {
 	struct agent_lease_timing box; /* the box's H, M, L, rho this was decided from */
 	uint32_t skew_ppm;	       /* rho used: the larger of the box's and LEASE_SKEW_PPM */
 	int64_t heartbeat_ns;	       /* the interval the agent sends heartbeats at */
-	unsigned miss;		       /* the M F was derived with (the box's, or --miss-threshold) */
-	int64_t fence_after_ns;	       /* F: fence this long after the last acked send */
-	int64_t fence_limit_ns;	       /* the largest safe F against the box's L */
-	int64_t fence_budget_ns;       /* K: the box's H */
-	unsigned ignored;	       /* AGENT_TIMING_IGNORED_* */
-	bool overridden;	       /* the flags made F or H smaller than the box's */
+	unsigned miss;		 /* the M F was derived with (the box's, or --miss-threshold) */
+	int64_t fence_after_ns;	 /* F: fence this long after the last acked send */
+	int64_t fence_limit_ns;	 /* the largest safe F against the box's L */
+	int64_t fence_budget_ns; /* K: the box's H */
+	unsigned ignored;	 /* AGENT_TIMING_IGNORED_* */
+	bool overridden;	 /* the flags made F or H smaller than the box's */
 };
 
 /* Is the announced timing complete (all four fields)? An older box sends none of them. */

@@ -209,8 +209,8 @@ static int by_id(const void *a, const void *b)
 static unsigned list_page(uint32_t req_id, const struct agent_vdisk_list *q, const char *host_name,
 			  json_t *list, agent_catalog_emit_fn emit, void *ctx)
 {
-	uint32_t limit = q && q->limit && q->limit < AGENT_LIST_PAGE_MAX ? q->limit
-									  : AGENT_LIST_PAGE_MAX;
+	uint32_t limit =
+		q && q->limit && q->limit < AGENT_LIST_PAGE_MAX ? q->limit : AGENT_LIST_PAGE_MAX;
 	const char *after = q && q->start_after[0] ? q->start_after : NULL;
 	json_t **page, *v;
 	struct agent_msg m;

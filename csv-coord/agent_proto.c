@@ -255,7 +255,8 @@ static const struct field f_vd_create[] = {
 #define VD_ID	 STR(T_VDISK_ID, K_NAME, vd_op.id, 1, AGENT_VDISK_ID_MAX, F_REQ)
 #define VD_EPOCH INT(T_VDISK_EPOCH, K_U64, vd_op.epoch, 1, U64MAX)
 
-static const struct field f_vd_extend[] = {VD_ID, VD_EPOCH, INT(T_SIZE, K_U64, vd_op.size, 1, U64MAX)};
+static const struct field f_vd_extend[] = {VD_ID, VD_EPOCH,
+					   INT(T_SIZE, K_U64, vd_op.size, 1, U64MAX)};
 static const struct field f_vd_id_epoch[] = {VD_ID, VD_EPOCH};
 static const struct field f_vd_transfer[] = {
 	VD_ID,

@@ -38,11 +38,11 @@
 #define AGENT_MAX_IQNS	    8
 #define AGENT_PEM_MAX	    8192
 #define AGENT_TEXT_MAX	    256
-#define AGENT_VDISK_ID_MAX  36	 /* CATALOG_ID_LEN: a UUID in text */
-#define AGENT_CAT_NAME_MAX  63	 /* CATALOG_NAME_MAX: pool, disk and host names */
-#define AGENT_VM_MAX	    127	 /* CATALOG_VM_MAX */
-#define AGENT_PATH_MAX	    1023 /* a pool's folder */
-#define AGENT_LUN_MAX	    16383 /* sam5r21 4.7.7: flat space addressing */
+#define AGENT_VDISK_ID_MAX  36	   /* CATALOG_ID_LEN: a UUID in text */
+#define AGENT_CAT_NAME_MAX  63	   /* CATALOG_NAME_MAX: pool, disk and host names */
+#define AGENT_VM_MAX	    127	   /* CATALOG_VM_MAX */
+#define AGENT_PATH_MAX	    1023   /* a pool's folder */
+#define AGENT_LUN_MAX	    16383  /* sam5r21 4.7.7: flat space addressing */
 #define AGENT_SKEW_PPM_MAX  999999 /* a clock rate error must stay below 100% */
 /* A VDISK_LIST page: at most this many VDISK_INFO answer one request, whatever its limit. A
  * disk's frame is a few hundred bytes, so a page stays well under the box's per-connection
@@ -239,9 +239,9 @@ struct agent_vdisk_info {
 	uint64_t size; /* bytes */
 	char target_iqn[AGENT_IQN_MAX + 1];
 	uint32_t lun;
-	uint64_t epoch; /* the disk's epoch */
-	uint8_t state;	/* enum catalog_vdisk_state: 1 creating .. 5 missing */
-	uint8_t attached; /* 0 or 1: the requesting host is attached */
+	uint64_t epoch;			    /* the disk's epoch */
+	uint8_t state;			    /* enum catalog_vdisk_state: 1 creating .. 5 missing */
+	uint8_t attached;		    /* 0 or 1: the requesting host is attached */
 	char owner[AGENT_CAT_NAME_MAX + 1]; /* "" when nobody owns it */
 	char vm[AGENT_VM_MAX + 1];	    /* "" when none */
 };
@@ -255,7 +255,7 @@ struct agent_vdisk_list_end {
 struct agent_vdisk_create {
 	char pool[AGENT_CAT_NAME_MAX + 1];
 	char name[AGENT_CAT_NAME_MAX + 1];
-	uint64_t size; /* bytes */
+	uint64_t size;		   /* bytes */
 	char vm[AGENT_VM_MAX + 1]; /* optional */
 };
 

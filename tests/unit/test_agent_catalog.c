@@ -91,9 +91,9 @@ static void test_refusals_keep_their_code(void **state)
 		if (cases[i].code)
 			json_object_set_new(r, "code", json_string(cases[i].code));
 		ngot = 0;
-		assert_int_equal(
-			agent_catalog_reply(AGENT_MSG_VDISK_EXTEND, 31, NULL, "kvm1", r, collect, NULL),
-			1);
+		assert_int_equal(agent_catalog_reply(AGENT_MSG_VDISK_EXTEND, 31, NULL, "kvm1", r,
+						     collect, NULL),
+				 1);
 		assert_int_equal(got[0].type, AGENT_MSG_ERROR);
 		assert_int_equal(got[0].request_id, 31);
 		assert_int_equal(got[0].u.error.code, cases[i].err);
@@ -119,7 +119,8 @@ static void test_a_list_is_one_info_per_disk_then_the_end(void **state)
 			    json_string("2f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"));
 	ngot = 0;
 	/* The third disk's LUN is beyond what the protocol carries: left out, and counted out. */
-	assert_int_equal(agent_catalog_reply(AGENT_MSG_VDISK_LIST, 5, NULL, "kvm1", r, collect, NULL), 3);
+	assert_int_equal(
+		agent_catalog_reply(AGENT_MSG_VDISK_LIST, 5, NULL, "kvm1", r, collect, NULL), 3);
 	assert_int_equal(ngot, 3);
 	assert_int_equal(got[0].type, AGENT_MSG_VDISK_INFO);
 	assert_string_equal(got[0].u.vd_info.name, "a");

@@ -544,7 +544,6 @@ static void test_negotiation_picks_the_highest_common_version_and_ands_caps(void
 	assert_int_equal(agent_proto_negotiate(0, 1, 1, 1, 1, 1, &v, &caps), -EPROTONOSUPPORT);
 }
 
-
 /* ---- catalog messages (agent-protocol.md, "Catalog") ---- */
 
 #define VID "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
@@ -641,8 +640,14 @@ static void test_vdisk_info_fields_are_where_the_document_says(void **state)
 	assert_memory_equal(frame + 16, "\x00\x40\x00\x24", 4);
 	assert_memory_equal(frame + 20, VID, 36);
 	/* vdisk_name 0x0041, pool_name 0x0042, size 0x0043 (u64). */
-	assert_memory_equal(frame + 56, "\x00\x41\x00\x05" "disk1", 9);
-	assert_memory_equal(frame + 65, "\x00\x42\x00\x05" "pool1", 9);
+	assert_memory_equal(frame + 56,
+			    "\x00\x41\x00\x05"
+			    "disk1",
+			    9);
+	assert_memory_equal(frame + 65,
+			    "\x00\x42\x00\x05"
+			    "pool1",
+			    9);
 	assert_memory_equal(frame + 74, "\x00\x43\x00\x08\x00\x00\x00\x00\x04\x00\x00\x00", 12);
 	/* The last field is owner (0x0047): no vm when it is empty. */
 	assert_memory_equal(frame + len - 8, "\x00\x47\x00\x04kvm1", 8);
@@ -756,7 +761,12 @@ static void test_hello_ack_carries_the_box_lease_timing(void **state)
 	memset(&m, 0, sizeof(m));
 	m.version = 1;
 	m.type = AGENT_MSG_HELLO_ACK;
-	m.u.hello_ack = (struct agent_hello_ack){1, 1, AGENT_CAP_LEASE, 1, AGENT_CAP_LEASE, "",
+	m.u.hello_ack = (struct agent_hello_ack){1,
+						 1,
+						 AGENT_CAP_LEASE,
+						 1,
+						 AGENT_CAP_LEASE,
+						 "",
 						 {250000000ull, 7, 1775000000ull, 10000}};
 	len = enc(&m);
 	assert_int_equal(dec(len, &out, &err), 0);
@@ -787,8 +797,8 @@ static void test_hello_ack_carries_the_box_lease_timing(void **state)
 	assert_int_equal(out.u.hello_ack.timing.miss, 0);
 
 	/* A rate bound of 100% or more is not a bound: refused by both sides. */
-	m.u.hello_ack.timing = (struct agent_lease_timing){1000000000ull, 5, 5100000000ull,
-							   1000000};
+	m.u.hello_ack.timing =
+		(struct agent_lease_timing){1000000000ull, 5, 5100000000ull, 1000000};
 	assert_int_equal(agent_proto_encode(&m, frame, sizeof(frame), &len), -EINVAL);
 	pos = raw_hdr(1, AGENT_MSG_HELLO_ACK, 1);
 	pos = raw_tlv(pos, 0x0001, "\x01", 1);

@@ -112,9 +112,8 @@ static void test_a_table_without_started_counts_hosts_as_started(void **state)
 	root = json_loads(text, 0, NULL);
 	free(text);
 	assert_non_null(root);
-	assert_int_equal(json_object_del(json_array_get(json_object_get(root, "hosts"), 0),
-					 "started"),
-			 0);
+	assert_int_equal(
+		json_object_del(json_array_get(json_object_get(root, "hosts"), 0), "started"), 0);
 	text = json_dumps(root, 0);
 	json_decref(root);
 	assert_null(strstr(text, "started"));
