@@ -3,13 +3,16 @@
 #include <errno.h>
 #include <string.h>
 
-void agent_lease_begin(struct agent_lease_ctl *l, const struct lease_config *c, uint64_t epoch,
+void agent_lease_begin(struct agent_lease_ctl *l, const struct agent_timing *t, uint64_t epoch,
 		       int64_t base_send_ns)
 {
 	uint64_t done = l->fence_done_epoch;
+	struct lease_config c = {.heartbeat_ns = t->heartbeat_ns, .miss = t->miss};
 
 	memset(l, 0, sizeof(*l));
-	lease_agent_start(&l->la, c, epoch, base_send_ns);
+	l->t = *t;
+	lease_agent_start(&l->la, &c, epoch, base_send_ns);
+	lease_agent_set_fence_after(&l->la, t->fence_after_ns);
 	l->active = true;
 	/* The fence record survives a rejoin: it names the epoch it was for, so a new epoch is
 	 * not mistaken for a fenced one. */
@@ -17,12 +20,23 @@ void agent_lease_begin(struct agent_lease_ctl *l, const struct lease_config *c, 
 	l->next_hb_ns = INT64_MIN;
 }
 
-int64_t agent_lease_resume_base(const struct lease_config *c, bool have_hint, int64_t hint_send_ns,
+void agent_lease_set_timing(struct agent_lease_ctl *l, const struct agent_timing *t)
+{
+	/* INT64_MIN: the first heartbeat is due at once anyway. */
+	if (l->next_hb_ns != INT64_MIN && t->heartbeat_ns < l->t.heartbeat_ns)
+		l->next_hb_ns -= l->t.heartbeat_ns - t->heartbeat_ns;
+	l->t = *t;
+	l->la.cfg.heartbeat_ns = t->heartbeat_ns;
+	l->la.cfg.miss = t->miss;
+	lease_agent_set_fence_after(&l->la, t->fence_after_ns);
+}
+
+int64_t agent_lease_resume_base(const struct agent_timing *t, bool have_hint, int64_t hint_send_ns,
 				int64_t now)
 {
 	if (have_hint && hint_send_ns <= now)
 		return hint_send_ns;
-	return now - (lease_agent_fence_after_ns(c) - c->heartbeat_ns);
+	return now - (t->fence_after_ns - t->heartbeat_ns);
 }
 
 enum agent_lease_action agent_lease_poll(struct agent_lease_ctl *l, int64_t now, bool connected)
@@ -52,7 +66,7 @@ int agent_lease_sent(struct agent_lease_ctl *l, int64_t now, uint64_t *seq, uint
 	*lease_ns = (uint64_t)(lease_agent_deadline(&l->la) - now);
 	/* The next one is due H after this one was sent, not after it was due: an agent that
 	 * woke late sends one heartbeat, not a burst to catch up. */
-	l->next_hb_ns = now + l->la.cfg.heartbeat_ns;
+	l->next_hb_ns = now + l->t.heartbeat_ns;
 	return 0;
 }
 
@@ -107,8 +121,8 @@ int64_t agent_lease_box_expiry(const struct agent_lease_ctl *l)
 	/* L units of the box's clock last at least L/(1+rho) of real time, and the agent's
 	 * clock, running at no less than 1-rho, counts at least L(1-rho)/(1+rho) of its own
 	 * units in that time. Rounding down only makes the figure earlier. */
-	int64_t L = lease_box_timeout_ns(&l->la.cfg);
-	int64_t ppm = LEASE_SKEW_PPM;
+	int64_t L = (int64_t)l->t.box.lease_timeout_ns;
+	int64_t ppm = l->t.skew_ppm;
 
 	return l->la.acked_send_ns + L / (1000000 + ppm) * (1000000 - ppm);
 }

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "agent/agent_timing.h"
 #include "csv-coord/lease.h"
 
 enum agent_lease_action {
@@ -19,6 +20,7 @@ enum agent_lease_action {
 
 struct agent_lease_ctl {
 	struct lease_agent la;
+	struct agent_timing t;	   /* H to send at, F, the box's L (agent_timing.h) */
 	bool active;		   /* a lease has been started (resume, join or rejoin) */
 	bool fence_reported;	   /* AGENT_LEASE_FENCE was returned for this epoch */
 	bool confirmed;		   /* an ACK has renewed the lease since it (re)started */
@@ -29,14 +31,19 @@ struct agent_lease_ctl {
 /* Start a lease under epoch whose last known grant counts from base_send_ns: the send time of
  * the JOIN or REJOIN request, or of the last acknowledged heartbeat before a restart. The
  * first heartbeat is due at once. */
-void agent_lease_begin(struct agent_lease_ctl *l, const struct lease_config *c, uint64_t epoch,
+void agent_lease_begin(struct agent_lease_ctl *l, const struct agent_timing *t, uint64_t epoch,
 		       int64_t base_send_ns);
+
+/* New timing (the box announced it at HELLO_ACK) for the lease under way: the deadline becomes
+ * acked send + the new F at once, and the next heartbeat is due no later than the new H after
+ * the last one. */
+void agent_lease_set_timing(struct agent_lease_ctl *l, const struct agent_timing *t);
 
 /* A restarted agent that knows nothing about its last ACK assumes it was sent F - H ago: with
  * the box reachable the first heartbeat is acknowledged well within H, and without it the agent
  * fences itself H after it starts. With a hint from this boot (the last acknowledged send time
  * under the same epoch) the hint is used as it is, even when it is long past. */
-int64_t agent_lease_resume_base(const struct lease_config *c, bool have_hint, int64_t hint_send_ns,
+int64_t agent_lease_resume_base(const struct agent_timing *t, bool have_hint, int64_t hint_send_ns,
 				int64_t now);
 
 /* The first thing to call whenever the agent wakes: check the deadline before anything else

@@ -22,6 +22,7 @@
 #include "agent/agent_lease.h"
 #include "agent/agent_link.h"
 #include "agent/agent_state.h"
+#include "agent/agent_timing.h"
 #include "agent/agent_vdisk.h"
 #include "csv-coord/agent_proto.h"
 #include "csv-coord/ca.h"
@@ -67,15 +68,22 @@ static void usage(void)
 		"                          [--heartbeat-ms MS] [--miss-threshold M]\n"
 		"                          [--fence-action kill-qemu|exec:COMMAND|watchdog[:DEV]]\n"
 		"                          [--vm-pidfile FILE ...] [-v]\n"
-		"       holdfast-agent vdisk list [--pool POOL]              --state-dir DIR [--box "
+		"       holdfast-agent vdisk list [--pool POOL]              --state-dir DIR "
+		"[--box "
 		"ADDR:PORT]\n"
-		"       holdfast-agent vdisk create POOL NAME SIZE [--vm VM] --state-dir DIR [--json]\n"
-		"       holdfast-agent vdisk extend ID SIZE --epoch N        --state-dir DIR [--json]\n"
-		"       holdfast-agent vdisk attach|detach|delete ID --epoch N --state-dir DIR [--json]\n"
-		"       holdfast-agent vdisk transfer ID HOST --epoch N      --state-dir DIR [--json]\n"
-		"       holdfast-agent vdisk clone ID NAME --epoch N, pool add NAME PATH, pool remove "
+		"       holdfast-agent vdisk create POOL NAME SIZE [--vm VM] --state-dir DIR "
+		"[--json]\n"
+		"       holdfast-agent vdisk extend ID SIZE --epoch N        --state-dir DIR "
+		"[--json]\n"
+		"       holdfast-agent vdisk attach|detach|delete ID --epoch N --state-dir DIR "
+		"[--json]\n"
+		"       holdfast-agent vdisk transfer ID HOST --epoch N      --state-dir DIR "
+		"[--json]\n"
+		"       holdfast-agent vdisk clone ID NAME --epoch N, pool add NAME PATH, pool "
+		"remove "
 		"NAME\n"
-		"                          (the administrator's: the box refuses them as forbidden)\n");
+		"                          (the administrator's: the box refuses them as "
+		"forbidden)\n");
 }
 
 static int make_dir(const char *dir)
@@ -379,8 +387,16 @@ static int cmd_join(int argc, char **argv)
 	st.epoch = m.u.join_resp.epoch;
 	snprintf(st.name, sizeof(st.name), "%s", name);
 	snprintf(st.box_name, sizeof(st.box_name), "%s", box_cn);
+	/* The agent port: --box, else the join address's host with the port the box announces
+	 * (an older box does not: then run and the vdisk commands need --box). */
 	if (box)
 		snprintf(st.box_addr, sizeof(st.box_addr), "%s", box);
+	else if (m.u.join_resp.agent_port)
+		snprintf(st.box_addr, sizeof(st.box_addr), strchr(host, ':') ? "[%s]:%u" : "%s:%u",
+			 host, (unsigned)m.u.join_resp.agent_port);
+	/* The box's lease timing, so that the first run knows it before it reaches the box. */
+	if (agent_timing_announced(&m.u.join_resp.timing))
+		st.timing = m.u.join_resp.timing;
 	if (!err)
 		err = agent_state_save(dir, &st);
 	if (err) {
@@ -393,6 +409,11 @@ static int cmd_join(int argc, char **argv)
 	printf("joined as host %s (host id %" PRIu32 ", epoch %" PRIu64 ") with box %s; state "
 	       "in %s\n",
 	       name, st.host_id, st.epoch, box_cn, dir);
+	if (st.box_addr[0])
+		printf("box agent address %s stored: run and vdisk need no --box\n", st.box_addr);
+	else
+		printf("the box did not announce its agent port: give run and vdisk --box "
+		       "ADDR:AGENT_PORT\n");
 	ret = EX_OK;
 out:
 	if (link) {
@@ -423,7 +444,10 @@ struct run {
 	char host[AGENT_ARGS_HOST_MAX + 1];
 	uint16_t port;
 	struct agent_state st;
-	struct lease_config lc;
+	struct agent_timing_override ovr; /* --heartbeat-ms, --miss-threshold (0: not given) */
+	struct agent_timing timing;	  /* what the agent uses (agent_timing.h) */
+	bool timing_from_box;		  /* timing is what the box announced on this run */
+	bool timing_old_box_warned;
 	struct agent_lease_ctl lease;
 	struct agent_fence fence;
 	struct tls_config *tls;
@@ -450,7 +474,7 @@ static void on_signal(int sig)
 
 static int64_t link_timeout_ns(const struct run *r)
 {
-	int64_t t = 2 * r->lc.heartbeat_ns;
+	int64_t t = 2 * r->timing.heartbeat_ns;
 
 	if (t < LEASE_NS_PER_S)
 		t = LEASE_NS_PER_S;
@@ -462,7 +486,7 @@ static int64_t link_timeout_ns(const struct run *r)
 static int64_t backoff_max_ns(const struct run *r)
 {
 	/* Reconnecting at least every H keeps a short outage from costing the lease. */
-	int64_t t = r->lc.heartbeat_ns;
+	int64_t t = r->timing.heartbeat_ns;
 
 	return t < BACKOFF_MIN_NS ? BACKOFF_MIN_NS : t;
 }
@@ -681,7 +705,7 @@ static void on_rejoin_ack(struct run *r, const struct agent_rejoin_ack *a, int64
 	}
 	r->st = next;
 	r->rejoin_id = 0;
-	agent_lease_begin(&r->lease, &r->lc, r->st.epoch, r->rejoin_send_ns);
+	agent_lease_begin(&r->lease, &r->timing, r->st.epoch, r->rejoin_send_ns);
 	log_info("rejoined with epoch %" PRIu64, r->st.epoch);
 	check_lease(r, now);
 }
@@ -700,12 +724,12 @@ static void on_error(struct run *r, const struct agent_msg *m, int64_t now)
 			/* The box has not declared us lost yet (we fenced first), or it is still
 			 * fencing at the target: ask again a heartbeat later. */
 			log_info("rejoin not yet: %s", agent_proto_strerror(e->code));
-			r->rejoin_at = now + r->lc.heartbeat_ns;
+			r->rejoin_at = now + r->timing.heartbeat_ns;
 			return;
 		default:
 			log_warnx("rejoin refused: %s%s%s", agent_proto_strerror(e->code),
 				  e->text[0] ? ": " : "", e->text);
-			r->rejoin_at = now + 10 * r->lc.heartbeat_ns;
+			r->rejoin_at = now + 10 * r->timing.heartbeat_ns;
 			return;
 		}
 	}
@@ -730,6 +754,87 @@ static void on_error(struct run *r, const struct agent_msg *m, int64_t now)
 	}
 }
 
+static bool same_box_timing(const struct agent_lease_timing *a, const struct agent_lease_timing *b)
+{
+	return a->heartbeat_ns == b->heartbeat_ns && a->miss == b->miss &&
+	       a->lease_timeout_ns == b->lease_timeout_ns && a->skew_ppm == b->skew_ppm;
+}
+
+static void warn_ignored(const struct run *r, const struct agent_timing *t, bool at_start)
+{
+	if (t->ignored & AGENT_TIMING_IGNORED_HEARTBEAT)
+		log_warnx("--heartbeat-ms %lld is above the box's heartbeat interval (%lld ms): "
+			  "%s",
+			  (long long)(r->ovr.heartbeat_ns / NS_PER_MS),
+			  (long long)(t->box.heartbeat_ns / NS_PER_MS),
+			  at_start ? "refused" : "ignored");
+	if (t->ignored & AGENT_TIMING_IGNORED_FENCE)
+		log_warnx("--heartbeat-ms/--miss-threshold would self-fence later than the box's "
+			  "timing allows (%lld ms after the last acknowledged heartbeat): %s",
+			  (long long)(t->fence_after_ns / NS_PER_MS),
+			  at_start ? "refused" : "ignored");
+}
+
+/* The box announced its lease timing at HELLO_ACK: take it (docs/agent.md, "Lease timing").
+ * false: the connection cannot carry a lease. */
+static bool adopt_timing(struct run *r, const struct agent_lease_timing *bt)
+{
+	struct agent_timing t;
+	char why[160], desc[200];
+	bool changed;
+	int err;
+
+	if (!agent_timing_announced(bt)) {
+		if (bt->heartbeat_ns || bt->miss || bt->lease_timeout_ns || bt->skew_ppm) {
+			log_warnx("the box announced an incomplete lease timing");
+			return false;
+		}
+		if (!r->timing_old_box_warned) {
+			agent_timing_describe(&r->timing, desc, sizeof(desc));
+			log_warnx("the box does not announce its lease timing (older firmware): "
+				  "keeping %s; --heartbeat-ms and --miss-threshold must match the "
+				  "box's cluster settings",
+				  desc);
+			r->timing_old_box_warned = true;
+		}
+		return true;
+	}
+	if (agent_timing_decide(bt, &r->ovr, &t, why, sizeof(why))) {
+		log_warnx("the box's lease timing cannot carry a lease: %s (H %" PRIu64
+			  " ns, M %u, lease %" PRIu64 " ns, rho %" PRIu32 " ppm)",
+			  why, bt->heartbeat_ns, (unsigned)bt->miss, bt->lease_timeout_ns,
+			  bt->skew_ppm);
+		return false;
+	}
+	changed = !r->timing_from_box || t.heartbeat_ns != r->timing.heartbeat_ns ||
+		  t.fence_after_ns != r->timing.fence_after_ns ||
+		  !same_box_timing(&t.box, &r->timing.box);
+	if (changed) {
+		warn_ignored(r, &t, false);
+		agent_timing_describe(&t, desc, sizeof(desc));
+		log_info("lease timing from the box: %s%s", desc,
+			 t.overridden ? " (made stricter by the command line)" : "");
+	}
+	/* Stored for the next start, which needs it before it reaches the box. A failure only
+	 * costs that: this run uses the new timing at once. */
+	if (!same_box_timing(bt, &r->st.timing)) {
+		struct agent_state next = r->st;
+
+		next.timing = *bt;
+		err = agent_state_save(r->dir, &next);
+		if (err)
+			log_warnx("cannot store the box's lease timing in %s: %s", r->dir,
+				  strerror(-err));
+		else
+			r->st = next;
+	}
+	r->timing = t;
+	r->timing_from_box = true;
+	agent_lease_set_timing(&r->lease, &t);
+	r->fence.budget_ns = t.fence_budget_ns;
+	return true;
+}
+
 static void on_message(struct run *r, const struct agent_msg *m, int64_t now)
 {
 	bool first;
@@ -740,6 +845,10 @@ static void on_message(struct run *r, const struct agent_msg *m, int64_t now)
 		    m->u.hello_ack.version >= AGENT_PROTO_VERSION_MIN &&
 		    m->u.hello_ack.version <= AGENT_PROTO_VERSION_MAX &&
 		    (m->u.hello_ack.agreed_caps & AGENT_CAP_LEASE)) {
+			if (!adopt_timing(r, &m->u.hello_ack.timing)) {
+				link_down(r, now, "unusable lease timing");
+				return;
+			}
 			r->link->version = m->u.hello_ack.version;
 			r->phase = PH_UP;
 			r->backoff_ns = BACKOFF_MIN_NS;
@@ -917,6 +1026,46 @@ static int run_loop(struct run *r)
 	return EX_OK;
 }
 
+/* The timing to start with, before the box is reached: what it announced last (stored in the
+ * state folder), made stricter by the flags; with nothing stored, the flags or the defaults.
+ * 0 or an exit code: a flag that would fence later than the stored timing allows is refused. */
+static int start_timing(struct run *r)
+{
+	struct agent_lease_timing bt;
+	struct lease_config assumed;
+	char why[160];
+
+	if (agent_timing_announced(&r->st.timing)) {
+		if (agent_timing_decide(&r->st.timing, &r->ovr, &r->timing, why, sizeof(why))) {
+			fprintf(stderr, "holdfast-agent: %s/%s: the stored lease timing: %s\n",
+				r->dir, AGENT_STATE_FILE, why);
+			return EX_LOCAL;
+		}
+		if (r->timing.ignored) {
+			warn_ignored(r, &r->timing, true);
+			fprintf(stderr,
+				"holdfast-agent: --heartbeat-ms/--miss-threshold may only make the "
+				"agent stricter than the box (H %" PRIu64 " ms, M %u): leave them "
+				"out to follow the box\n",
+				r->st.timing.heartbeat_ns / NS_PER_MS, (unsigned)r->st.timing.miss);
+			return EX_USAGE;
+		}
+		r->timing_from_box = false;
+		return 0;
+	}
+	lease_config_default(&assumed);
+	if (r->ovr.heartbeat_ns)
+		assumed.heartbeat_ns = r->ovr.heartbeat_ns;
+	if (r->ovr.miss)
+		assumed.miss = r->ovr.miss;
+	agent_timing_box_from_config(&assumed, &bt);
+	if (agent_timing_decide(&bt, NULL, &r->timing, why, sizeof(why))) {
+		fprintf(stderr, "holdfast-agent: --heartbeat-ms/--miss-threshold: %s\n", why);
+		return EX_USAGE;
+	}
+	return 0;
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -931,7 +1080,7 @@ static int cmd_run(int argc, char **argv)
 	};
 	const char *pidfiles[AGENT_FENCE_MAX_PIDFILES];
 	const char *box = NULL;
-	char path[PATH_MAX], cpath[PATH_MAX], kpath[PATH_MAX];
+	char path[PATH_MAX], cpath[PATH_MAX], kpath[PATH_MAX], desc[200];
 	struct agent_fence_spec spec;
 	struct run *r;
 	size_t n_pidfiles = 0;
@@ -944,7 +1093,6 @@ static int cmd_run(int argc, char **argv)
 	if (!r)
 		return EX_LOCAL;
 	r->lease_fd = -1;
-	lease_config_default(&r->lc);
 	agent_args_fence("kill-qemu", &spec);
 	while ((c = getopt_long(argc, argv, "v", opts, NULL)) != -1) {
 		switch (c) {
@@ -964,7 +1112,7 @@ static int cmd_run(int argc, char **argv)
 				ret = EX_USAGE;
 				goto out;
 			}
-			r->lc.heartbeat_ns = (int64_t)v * NS_PER_MS;
+			r->ovr.heartbeat_ns = (int64_t)v * NS_PER_MS;
 			break;
 		case 'm':
 			if (agent_args_uint(optarg, LEASE_MIN_MISS, LEASE_MAX_MISS, &v)) {
@@ -973,7 +1121,7 @@ static int cmd_run(int argc, char **argv)
 				ret = EX_USAGE;
 				goto out;
 			}
-			r->lc.miss = (unsigned)v;
+			r->ovr.miss = (unsigned)v;
 			break;
 		case 'f':
 			if (agent_args_fence(optarg, &spec)) {
@@ -1021,8 +1169,9 @@ static int cmd_run(int argc, char **argv)
 		ret = EX_USAGE;
 		goto out;
 	}
-	if (lease_config_check(&r->lc)) {
-		ret = EX_USAGE;
+	err = start_timing(r);
+	if (err) {
+		ret = err;
 		goto out;
 	}
 
@@ -1040,7 +1189,7 @@ static int cmd_run(int argc, char **argv)
 		goto out;
 	}
 	err = agent_fence_init(&r->fence, &spec, r->dir, pidfiles, n_pidfiles,
-			       lease_fence_budget_ns(&r->lc));
+			       r->timing.fence_budget_ns);
 	if (err) {
 		fprintf(stderr, "holdfast-agent: fence action: %s\n", strerror(-err));
 		ret = EX_LOCAL;
@@ -1056,13 +1205,18 @@ static int cmd_run(int argc, char **argv)
 	r->lease_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	now = clock_ns();
 	have_hint = load_hint(r, &hint);
-	agent_lease_begin(&r->lease, &r->lc, r->st.epoch,
-			  agent_lease_resume_base(&r->lc, have_hint, hint, now));
-	log_info("running as host %s (id %" PRIu32 ", epoch %" PRIu64 "), box %s:%u, H %lld ms, "
-		 "M %u, fence after %lld ms without an ack, fence action %s%s%s",
-		 r->st.name, r->st.host_id, r->st.epoch, r->host, (unsigned)r->port,
-		 (long long)(r->lc.heartbeat_ns / NS_PER_MS), r->lc.miss,
-		 (long long)(lease_agent_fence_after_ns(&r->lc) / NS_PER_MS),
+	agent_lease_begin(&r->lease, &r->timing, r->st.epoch,
+			  agent_lease_resume_base(&r->timing, have_hint, hint, now));
+	agent_timing_describe(&r->timing, desc, sizeof(desc));
+	log_info("running as host %s (id %" PRIu32 ", epoch %" PRIu64 "), box %s:%u, %s, timing "
+		 "%s, fence action %s%s%s",
+		 r->st.name, r->st.host_id, r->st.epoch, r->host, (unsigned)r->port, desc,
+		 agent_timing_announced(&r->st.timing) ? "as the box last announced it"
+		 : r->ovr.heartbeat_ns || r->ovr.miss
+			 ? "from the command line until the box "
+			   "announces its own"
+			 : "assumed (defaults) until the box announces "
+			   "its own",
 		 spec.kind == AGENT_FENCE_EXEC	     ? "exec:"
 		 : spec.kind == AGENT_FENCE_WATCHDOG ? "watchdog:"
 						     : "kill-qemu",
@@ -1083,9 +1237,10 @@ out:
 
 /* --- vdisk and pool: one catalog request as this host ------------------------------------ */
 
-/* What the box answered; 1 when the answer is complete (or refused), 0 to wait for more. */
-static int vdisk_answer(const struct agent_vdisk_cmd *cmd, const struct agent_msg *m,
-			json_t *list, unsigned *lines, int *ret)
+/* What the box answered; 1 when the answer is complete (or refused), 0 to wait for more, 2 when
+ * a VDISK_LIST page ended and the next must be asked for (from m's start_after). */
+static int vdisk_answer(const struct agent_vdisk_cmd *cmd, const struct agent_msg *m, json_t *list,
+			unsigned *lines, int *ret)
 {
 	const char *what = agent_proto_type_name(cmd->req.type);
 
@@ -1117,7 +1272,8 @@ static int vdisk_answer(const struct agent_vdisk_cmd *cmd, const struct agent_ms
 			return 0;
 		}
 		if (cmd->json) {
-			json_t *o = json_pack("{s:o}", "vdisk", agent_vdisk_info_json(&m->u.vd_info));
+			json_t *o =
+				json_pack("{s:o}", "vdisk", agent_vdisk_info_json(&m->u.vd_info));
 
 			json_dumpf(o, stdout, JSON_INDENT(2));
 			fputc('\n', stdout);
@@ -1130,6 +1286,19 @@ static int vdisk_answer(const struct agent_vdisk_cmd *cmd, const struct agent_ms
 	case AGENT_MSG_VDISK_LIST_END:
 		if (cmd->req.type != AGENT_MSG_VDISK_LIST)
 			break;
+		if (m->u.vd_end.more) {
+			/* The box pages: its next page must start past this one. */
+			if (cmd->req.u.vd_list.start_after[0] &&
+			    strcmp(m->u.vd_end.start_after, cmd->req.u.vd_list.start_after) <= 0) {
+				fprintf(stderr,
+					"holdfast-agent: %s: the box's next page does not "
+					"move on\n",
+					what);
+				*ret = EX_REFUSED;
+				return 1;
+			}
+			return 2;
+		}
 		if (cmd->json) {
 			json_t *o = json_pack("{s:O}", "vdisks", list);
 
@@ -1174,7 +1343,8 @@ static int cmd_vdisk(int argc, char **argv)
 	uint32_t rid;
 	uint16_t port;
 	int64_t end;
-	int err, ret = EX_LOCAL;
+	unsigned pages = 1;
+	int err, got, ret = EX_LOCAL;
 
 	if (agent_vdisk_parse(argc, argv, &cmd, err_text, sizeof(err_text))) {
 		fprintf(stderr, "holdfast-agent: %s\n", err_text);
@@ -1185,8 +1355,9 @@ static int cmd_vdisk(int argc, char **argv)
 		log_init("holdfast-agent", LOG_LVL_DEBUG, 0);
 	err = agent_state_load(cmd.state_dir, &st);
 	if (err) {
-		fprintf(stderr, "holdfast-agent: %s/%s: %s (has this host joined?)\n", cmd.state_dir,
-			AGENT_STATE_FILE, err == -EBADMSG ? "damaged" : strerror(-err));
+		fprintf(stderr, "holdfast-agent: %s/%s: %s (has this host joined?)\n",
+			cmd.state_dir, AGENT_STATE_FILE,
+			err == -EBADMSG ? "damaged" : strerror(-err));
 		json_decref(list);
 		return err == -ENOENT ? EX_USAGE : EX_LOCAL;
 	}
@@ -1236,11 +1407,15 @@ static int cmd_vdisk(int argc, char **argv)
 		goto out;
 	}
 	if (!(agreed & AGENT_CAP_CATALOG)) {
-		fprintf(stderr, "holdfast-agent: the box does not take catalog requests from agents "
-				"(older firmware); use holdfastctl on the box\n");
+		fprintf(stderr,
+			"holdfast-agent: the box does not take catalog requests from agents "
+			"(older firmware); use holdfastctl on the box\n");
 		ret = EX_REFUSED;
 		goto out;
 	}
+	/* agent-protocol.md, "Paging": ask for the largest page a box serves. */
+	if (cmd.req.type == AGENT_MSG_VDISK_LIST && !cmd.req.u.vd_list.limit)
+		cmd.req.u.vd_list.limit = AGENT_LIST_PAGE_MAX;
 	err = agent_link_send(link, &cmd.req);
 	if (err) {
 		fprintf(stderr, "holdfast-agent: cannot send the request: %s\n", strerror(-err));
@@ -1257,8 +1432,9 @@ static int cmd_vdisk(int argc, char **argv)
 		if (err < 0) {
 			fprintf(stderr, "holdfast-agent: %s: %s%s\n",
 				agent_proto_type_name(cmd.req.type), strerror(-err),
-				err == -ETIMEDOUT ? " (the outcome is unknown: look with vdisk list)"
-						  : "");
+				err == -ETIMEDOUT
+					? " (the outcome is unknown: look with vdisk list)"
+					: "");
 			ret = EX_NETWORK;
 			break;
 		}
@@ -1266,8 +1442,28 @@ static int cmd_vdisk(int argc, char **argv)
 		 * except an ERROR without a request id: the box could not read what we sent. */
 		if (m.request_id != rid && !(m.type == AGENT_MSG_ERROR && m.request_id == 0))
 			continue;
-		if (vdisk_answer(&cmd, &m, list, &lines, &ret))
+		got = vdisk_answer(&cmd, &m, list, &lines, &ret);
+		if (got == 1)
 			break;
+		if (got == 2) {
+			snprintf(cmd.req.u.vd_list.start_after,
+				 sizeof(cmd.req.u.vd_list.start_after), "%s",
+				 m.u.vd_end.start_after);
+			cmd.req.request_id = 0; /* a new request: the link numbers it */
+			err = agent_link_send(link, &cmd.req);
+			if (err) {
+				fprintf(stderr,
+					"holdfast-agent: cannot ask for the next page: %s\n",
+					strerror(-err));
+				ret = EX_NETWORK;
+				break;
+			}
+			rid = cmd.req.request_id;
+			pages++;
+			log_debug("vdisk list: page %u, after %s", pages,
+				  cmd.req.u.vd_list.start_after);
+			end = clock_ns() + (int64_t)cmd.timeout_ms * NS_PER_MS;
+		}
 	}
 	if (agent_link_up(link))
 		tls_conn_close_notify(link->tls);

@@ -85,7 +85,18 @@ static int copy_name(const char *p, size_t len, char *out, size_t cap)
 	return 0;
 }
 
-enum { K_HOST_ID = 1, K_EPOCH = 2, K_NAME = 4, K_BOX_NAME = 8, K_BOX = 16 };
+enum {
+	K_HOST_ID = 1,
+	K_EPOCH = 2,
+	K_NAME = 4,
+	K_BOX_NAME = 8,
+	K_BOX = 16,
+	K_T_HEARTBEAT = 32,
+	K_T_MISS = 64,
+	K_T_LEASE = 128,
+	K_T_SKEW = 256,
+};
+#define K_TIMING (K_T_HEARTBEAT | K_T_MISS | K_T_LEASE | K_T_SKEW)
 
 int agent_state_parse(const char *buf, size_t len, struct agent_state *st)
 {
@@ -120,6 +131,14 @@ int agent_state_parse(const char *buf, size_t len, struct agent_state *st)
 			k = K_BOX_NAME;
 		else if (KEY_IS("box"))
 			k = K_BOX;
+		else if (KEY_IS("box_heartbeat_ns"))
+			k = K_T_HEARTBEAT;
+		else if (KEY_IS("box_miss"))
+			k = K_T_MISS;
+		else if (KEY_IS("box_lease_timeout_ns"))
+			k = K_T_LEASE;
+		else if (KEY_IS("box_skew_ppm"))
+			k = K_T_SKEW;
 		else
 			return -EBADMSG;
 #undef KEY_IS
@@ -146,6 +165,24 @@ int agent_state_parse(const char *buf, size_t len, struct agent_state *st)
 		case K_BOX:
 			err = copy_name(val.p, val.len, st->box_addr, sizeof(st->box_addr));
 			break;
+		/* The same ranges as the wire (agent-protocol.md, "Lease timing"); whether the
+		 * agent can keep a lease under them is agent_timing_decide()'s question. */
+		case K_T_HEARTBEAT:
+			err = parse_u64(val.p, val.len, 1, INT64_MAX, &v);
+			st->timing.heartbeat_ns = v;
+			break;
+		case K_T_MISS:
+			err = parse_u64(val.p, val.len, 1, UINT16_MAX, &v);
+			st->timing.miss = (uint16_t)v;
+			break;
+		case K_T_LEASE:
+			err = parse_u64(val.p, val.len, 1, INT64_MAX, &v);
+			st->timing.lease_timeout_ns = v;
+			break;
+		case K_T_SKEW:
+			err = parse_u64(val.p, val.len, 1, AGENT_SKEW_PPM_MAX, &v);
+			st->timing.skew_ppm = (uint32_t)v;
+			break;
 		default:
 			err = -EBADMSG;
 			break;
@@ -155,6 +192,9 @@ int agent_state_parse(const char *buf, size_t len, struct agent_state *st)
 	}
 	if ((seen & (K_HOST_ID | K_EPOCH | K_NAME | K_BOX_NAME)) !=
 	    (K_HOST_ID | K_EPOCH | K_NAME | K_BOX_NAME))
+		return -EBADMSG;
+	/* Half a timing would be a timing nobody announced. */
+	if ((seen & K_TIMING) && (seen & K_TIMING) != K_TIMING)
 		return -EBADMSG;
 	return 0;
 }
@@ -187,6 +227,25 @@ int agent_state_format(const struct agent_state *st, char *buf, size_t cap)
 	if (st->box_addr[0]) {
 		int m = snprintf(buf + n, cap - n, "box %s\n", st->box_addr);
 
+		if (m < 0 || (size_t)m >= cap - n)
+			return -ENOSPC;
+		n += m;
+	}
+	if (st->timing.heartbeat_ns || st->timing.miss || st->timing.lease_timeout_ns ||
+	    st->timing.skew_ppm) {
+		int m;
+
+		if (!st->timing.heartbeat_ns || !st->timing.miss || !st->timing.lease_timeout_ns ||
+		    !st->timing.skew_ppm || st->timing.heartbeat_ns > INT64_MAX ||
+		    st->timing.lease_timeout_ns > INT64_MAX ||
+		    st->timing.skew_ppm > AGENT_SKEW_PPM_MAX)
+			return -EINVAL;
+		m = snprintf(buf + n, cap - n,
+			     "box_heartbeat_ns %" PRIu64
+			     "\nbox_miss %u\nbox_lease_timeout_ns %" PRIu64
+			     "\nbox_skew_ppm %" PRIu32 "\n",
+			     st->timing.heartbeat_ns, (unsigned)st->timing.miss,
+			     st->timing.lease_timeout_ns, st->timing.skew_ppm);
 		if (m < 0 || (size_t)m >= cap - n)
 			return -ENOSPC;
 		n += m;

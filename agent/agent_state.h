@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "csv-coord/agent_proto.h"
+
 /* Files in the state folder (docs/agent.md, "State folder"). */
 #define AGENT_STATE_KEY_FILE   "host.key"    /* the host's EC P-256 private key, PEM, 0600 */
 #define AGENT_STATE_CERT_FILE  "host.crt"    /* the host's certificate from the box, PEM */
@@ -28,12 +30,17 @@ struct agent_state {
 	char name[AGENT_STATE_NAME_MAX + 1];	 /* this host's name, the CN of host.crt */
 	char box_name[AGENT_STATE_NAME_MAX + 1]; /* the CN of the box's agent certificate */
 	char box_addr[AGENT_STATE_ADDR_MAX + 1]; /* the agent port, "" when not known */
+	/* The lease timing the box last announced (JOIN_RESPONSE, HELLO_ACK); all zero when it
+	 * never did (an older box, or a state folder from an older agent). */
+	struct agent_lease_timing timing;
 };
 
 /* The state file is text, one "key value" a line; '#' starts a comment line. Keys: host_id,
- * epoch, name, box_name (required), box (optional). An unknown key, a repeated key, a value
- * out of range or a line without a value is refused with -EBADMSG: the file decides which
- * epoch the host claims, so a damaged one must stop the agent rather than be guessed at. */
+ * epoch, name, box_name (required), box (optional), and the box's lease timing
+ * box_heartbeat_ns, box_miss, box_lease_timeout_ns, box_skew_ppm (all four or none). An unknown
+ * key, a repeated key, a value out of range or a line without a value is refused with -EBADMSG: the
+ * file decides which epoch the host claims, so a damaged one must stop the agent rather than be
+ * guessed at. */
 int agent_state_parse(const char *buf, size_t len, struct agent_state *st);
 /* Format into buf (cap bytes, NUL-terminated). Returns the length, or -ENOSPC / -EINVAL. */
 int agent_state_format(const struct agent_state *st, char *buf, size_t cap);

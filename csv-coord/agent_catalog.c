@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "csv-coord/catalog.h"
@@ -185,13 +186,83 @@ static void emit_error(uint8_t req_type, uint32_t req_id, enum agent_err code, c
 	emit(ctx, &m);
 }
 
-unsigned agent_catalog_reply(uint8_t req_type, uint32_t req_id, const char *host_name, json_t *r,
-			     agent_catalog_emit_fn emit, void *ctx)
+/* A disk's id, when it is one the protocol can carry (a start_after must be). */
+static const char *list_id(json_t *v)
 {
-	json_t *e = json_object_get(r, "error"), *list, *v;
+	const char *id = json_string_value(json_object_get(v, "id"));
+	size_t n = id ? strlen(id) : 0;
+
+	if (n == 0 || n > AGENT_VDISK_ID_MAX)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (id[i] <= 0x20 || id[i] >= 0x7f)
+			return NULL;
+	return id;
+}
+
+static int by_id(const void *a, const void *b)
+{
+	return strcmp(list_id(*(json_t *const *)a), list_id(*(json_t *const *)b));
+}
+
+/* One page of the list (agent_catalog.h): the disks after start_after in id order. */
+static unsigned list_page(uint32_t req_id, const struct agent_vdisk_list *q, const char *host_name,
+			  json_t *list, agent_catalog_emit_fn emit, void *ctx)
+{
+	uint32_t limit =
+		q && q->limit && q->limit < AGENT_LIST_PAGE_MAX ? q->limit : AGENT_LIST_PAGE_MAX;
+	const char *after = q && q->start_after[0] ? q->start_after : NULL;
+	json_t **page, *v;
 	struct agent_msg m;
+	size_t k, n = 0, i;
 	unsigned sent = 0;
-	size_t k;
+
+	page = calloc(json_array_size(list) + 1, sizeof(*page));
+	if (!page) {
+		emit_error(AGENT_MSG_VDISK_LIST, req_id, AGENT_E_INTERNAL, "out of memory", emit,
+			   ctx);
+		return 1;
+	}
+	json_array_foreach(list, k, v)
+	{
+		const char *id = list_id(v);
+
+		if (id && (!after || strcmp(id, after) > 0))
+			page[n++] = v;
+	}
+	qsort(page, n, sizeof(*page), by_id);
+	for (i = 0; i < n && i < limit; i++) {
+		memset(&m, 0, sizeof(m));
+		m.type = AGENT_MSG_VDISK_INFO;
+		m.request_id = req_id;
+		/* A disk the protocol cannot carry is left out, and counted out: VDISK_LIST_END
+		 * says how many came. */
+		if (!info_of(page[i], host_name, &m.u.vd_info) || !encodes(&m))
+			continue;
+		emit(ctx, &m);
+		sent++;
+	}
+	memset(&m, 0, sizeof(m));
+	m.type = AGENT_MSG_VDISK_LIST_END;
+	m.request_id = req_id;
+	m.u.vd_end.count = sent;
+	if (i < n) {
+		/* The last disk of this page, carried or not: the next page starts after it. */
+		m.u.vd_end.more = 1;
+		snprintf(m.u.vd_end.start_after, sizeof(m.u.vd_end.start_after), "%s",
+			 list_id(page[i - 1]));
+	}
+	free(page);
+	emit_checked(&m, AGENT_MSG_VDISK_LIST, emit, ctx);
+	return sent + 1;
+}
+
+unsigned agent_catalog_reply(uint8_t req_type, uint32_t req_id,
+			     const struct agent_vdisk_list *list_req, const char *host_name,
+			     json_t *r, agent_catalog_emit_fn emit, void *ctx)
+{
+	json_t *e = json_object_get(r, "error");
+	struct agent_msg m;
 
 	if (!json_is_object(r)) {
 		emit_error(req_type, req_id, AGENT_E_INTERNAL, "no answer from the catalog", emit,
@@ -208,25 +279,8 @@ unsigned agent_catalog_reply(uint8_t req_type, uint32_t req_id, const char *host
 	m.request_id = req_id;
 	switch (req_type) {
 	case AGENT_MSG_VDISK_LIST:
-		list = json_object_get(r, "vdisks");
-		json_array_foreach(list, k, v)
-		{
-			memset(&m, 0, sizeof(m));
-			m.type = AGENT_MSG_VDISK_INFO;
-			m.request_id = req_id;
-			/* A disk the protocol cannot carry is left out, and counted out:
-			 * VDISK_LIST_END says how many came. */
-			if (!info_of(v, host_name, &m.u.vd_info) || !encodes(&m))
-				continue;
-			emit(ctx, &m);
-			sent++;
-		}
-		memset(&m, 0, sizeof(m));
-		m.type = AGENT_MSG_VDISK_LIST_END;
-		m.request_id = req_id;
-		m.u.vd_end.count = sent;
-		emit_checked(&m, req_type, emit, ctx);
-		return sent + 1;
+		return list_page(req_id, list_req, host_name, json_object_get(r, "vdisks"), emit,
+				 ctx);
 	case AGENT_MSG_VDISK_DELETE:
 		m.type = AGENT_MSG_VDISK_DELETED;
 		if (!copy_str(m.u.vd_op.id, sizeof(m.u.vd_op.id), json_object_get(r, "deleted"),

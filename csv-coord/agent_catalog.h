@@ -22,9 +22,15 @@ enum agent_err agent_catalog_code(const char *code);
 /* Turn the catalog's answer r to a request of type req_type (request id req_id) from host
  * host_name into frames, each given to emit (which sends it; m is only valid during the call).
  * An answer the frames cannot carry becomes ERROR INTERNAL. Returns how many frames were
- * emitted. */
+ * emitted.
+ *
+ * A VDISK_LIST (list_req: its start_after and limit; NULL as an empty request) is answered one
+ * page at a time: the disks in id order after start_after, at most limit of them and never more
+ * than AGENT_LIST_PAGE_MAX (a request without a limit gets that many), then VDISK_LIST_END with
+ * more = 1 and the id to start the next page after when disks remain. */
 typedef void (*agent_catalog_emit_fn)(void *ctx, struct agent_msg *m);
-unsigned agent_catalog_reply(uint8_t req_type, uint32_t req_id, const char *host_name, json_t *r,
-			     agent_catalog_emit_fn emit, void *ctx);
+unsigned agent_catalog_reply(uint8_t req_type, uint32_t req_id,
+			     const struct agent_vdisk_list *list_req, const char *host_name,
+			     json_t *r, agent_catalog_emit_fn emit, void *ctx);
 
 #endif

@@ -39,6 +39,11 @@ enum tag {
 	T_FENCED = 0x0028,
 	T_NEW_EPOCH = 0x0029,
 	T_REASON = 0x002a,
+	T_HEARTBEAT_NS = 0x002b,
+	T_MISS_THRESHOLD = 0x002c,
+	T_LEASE_TIMEOUT_NS = 0x002d,
+	T_SKEW_PPM = 0x002e,
+	T_AGENT_PORT = 0x002f,
 	T_ERROR_CODE = 0x0030,
 	T_ERROR_TEXT = 0x0031,
 	T_REF_TYPE = 0x0032,
@@ -56,6 +61,9 @@ enum tag {
 	T_TO_HOST = 0x004b,
 	T_COUNT = 0x004c,
 	T_POOL_PATH = 0x004d,
+	T_START_AFTER = 0x004e,
+	T_LIMIT = 0x004f,
+	T_MORE = 0x0050,
 };
 
 enum kind {
@@ -72,6 +80,9 @@ enum kind {
 
 #define F_REQ	 0x1
 #define F_REPEAT 0x2
+/* Sent with the critical bit: a receiver that does not know the field must refuse the message.
+ * An optional integer (no F_REQ) is absent when it is 0, so every optional one has min >= 1. */
+#define F_CRIT 0x4
 
 struct field {
 	uint16_t tag;
@@ -90,6 +101,10 @@ struct field {
 	{                                                                                          \
 		.tag = t, .kind = k, .flags = F_REQ, .min = lo, .max = hi, .off = OFF(f)           \
 	}
+#define OPT(t, k, f, lo, hi, fl)                                                                   \
+	{                                                                                          \
+		.tag = t, .kind = k, .flags = fl, .min = lo, .max = hi, .off = OFF(f)              \
+	}
 #define STR(t, k, f, lo, hi, fl)                                                                   \
 	{                                                                                          \
 		.tag = t, .kind = k, .flags = fl, .min = lo, .max = hi, .off = OFF(f),             \
@@ -101,6 +116,14 @@ struct field {
 		.off = OFF(f)                                                                      \
 	}
 #define U64MAX UINT64_MAX
+
+/* agent-protocol.md, "Lease timing": optional, so an older agent skips them. Only >= 1 is
+ * checked here; the agent decides whether it can keep a lease under them. */
+#define TIMING(f)                                                                                  \
+	OPT(T_HEARTBEAT_NS, K_U64, f.heartbeat_ns, 1, U64MAX, 0),                                  \
+		OPT(T_MISS_THRESHOLD, K_U16, f.miss, 1, 0xffff, 0),                                \
+		OPT(T_LEASE_TIMEOUT_NS, K_U64, f.lease_timeout_ns, 1, U64MAX, 0),                  \
+		OPT(T_SKEW_PPM, K_U32, f.skew_ppm, 1, AGENT_SKEW_PPM_MAX, 0)
 
 static const struct field f_hello[] = {
 	INT(T_VERSION_MIN, K_U8, hello.version_min, 1, 255),
@@ -117,6 +140,7 @@ static const struct field f_hello_ack[] = {
 	INT(T_VERSION, K_U8, hello_ack.version, 1, 255),
 	INT(T_AGREED_CAPS, K_U64, hello_ack.agreed_caps, 0, U64MAX),
 	STR(T_SOFTWARE, K_TEXT, hello_ack.software, 0, AGENT_SOFTWARE_MAX, 0),
+	TIMING(hello_ack.timing),
 };
 
 static const struct field f_error[] = {
@@ -153,6 +177,8 @@ static const struct field f_join_resp[] = {
 	INT(T_EPOCH, K_U64, join_resp.epoch, 1, U64MAX),
 	PEM(T_CERT_PEM, join_resp.cert_pem),
 	PEM(T_CA_PEM, join_resp.ca_pem),
+	TIMING(join_resp.timing),
+	OPT(T_AGENT_PORT, K_U16, join_resp.agent_port, 1, 0xffff, 0),
 };
 
 static const struct field f_hb[] = {
@@ -194,6 +220,8 @@ static const struct field f_rejoin_ack[] = {
 /* agent-protocol.md, "Catalog". */
 static const struct field f_vd_list[] = {
 	STR(T_POOL_NAME, K_NAME, vd_list.pool, 1, AGENT_CAT_NAME_MAX, 0),
+	STR(T_START_AFTER, K_NAME, vd_list.start_after, 1, AGENT_VDISK_ID_MAX, 0),
+	OPT(T_LIMIT, K_U32, vd_list.limit, 1, UINT32_MAX, 0),
 };
 
 static const struct field f_vd_info[] = {
@@ -210,8 +238,11 @@ static const struct field f_vd_info[] = {
 	STR(T_VM, K_TEXT, vd_info.vm, 1, AGENT_VM_MAX, 0),
 };
 
+/* more is critical: an agent that does not know it would take a first page for the list. */
 static const struct field f_vd_end[] = {
 	INT(T_COUNT, K_U32, vd_end.count, 0, UINT32_MAX),
+	OPT(T_MORE, K_U8, vd_end.more, 1, 1, F_CRIT),
+	STR(T_START_AFTER, K_NAME, vd_end.start_after, 1, AGENT_VDISK_ID_MAX, 0),
 };
 
 static const struct field f_vd_create[] = {
@@ -224,7 +255,8 @@ static const struct field f_vd_create[] = {
 #define VD_ID	 STR(T_VDISK_ID, K_NAME, vd_op.id, 1, AGENT_VDISK_ID_MAX, F_REQ)
 #define VD_EPOCH INT(T_VDISK_EPOCH, K_U64, vd_op.epoch, 1, U64MAX)
 
-static const struct field f_vd_extend[] = {VD_ID, VD_EPOCH, INT(T_SIZE, K_U64, vd_op.size, 1, U64MAX)};
+static const struct field f_vd_extend[] = {VD_ID, VD_EPOCH,
+					   INT(T_SIZE, K_U64, vd_op.size, 1, U64MAX)};
 static const struct field f_vd_id_epoch[] = {VD_ID, VD_EPOCH};
 static const struct field f_vd_transfer[] = {
 	VD_ID,
@@ -593,6 +625,11 @@ static enum agent_err cross_check(const struct agent_msg *m)
 		    m->u.hello_ack.version > m->u.hello_ack.version_max)
 			return AGENT_E_BAD_FIELD;
 		return AGENT_E_NONE;
+	case AGENT_MSG_VDISK_LIST_END:
+		/* The next page needs a place to start. */
+		if (m->u.vd_end.more && !m->u.vd_end.start_after[0])
+			return AGENT_E_MISSING_FIELD;
+		return AGENT_E_NONE;
 	default:
 		return AGENT_E_NONE;
 	}
@@ -699,7 +736,7 @@ static int put_field(const struct field *f, const uint8_t *p, size_t n, uint8_t 
 		return -EINVAL;
 	if (cap - *pos < 4 + n || *pos - AGENT_PROTO_HDR_LEN + 4 + n > AGENT_PROTO_MAX_PAYLOAD)
 		return -EMSGSIZE;
-	put_be16(buf + *pos, f->tag);
+	put_be16(buf + *pos, f->tag | (f->flags & F_CRIT ? TAG_CRITICAL : 0));
 	put_be16(buf + *pos + 2, n);
 	memcpy(buf + *pos + 4, p, n);
 	*pos += 4 + n;
@@ -723,6 +760,8 @@ static int encode_field(const struct field *f, const struct agent_msg *m, uint8_
 	case K_U32:
 	case K_U64:
 		v = load_int(f, m);
+		if (v == 0 && !(f->flags & F_REQ))
+			return 0; /* an optional integer: 0 is "absent" */
 		n = int_width(f->kind);
 		for (size_t i = 0; i < n; i++)
 			tmp[i] = v >> (8 * (n - 1 - i));

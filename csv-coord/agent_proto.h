@@ -38,11 +38,16 @@
 #define AGENT_MAX_IQNS	    8
 #define AGENT_PEM_MAX	    8192
 #define AGENT_TEXT_MAX	    256
-#define AGENT_VDISK_ID_MAX  36	 /* CATALOG_ID_LEN: a UUID in text */
-#define AGENT_CAT_NAME_MAX  63	 /* CATALOG_NAME_MAX: pool, disk and host names */
-#define AGENT_VM_MAX	    127	 /* CATALOG_VM_MAX */
-#define AGENT_PATH_MAX	    1023 /* a pool's folder */
-#define AGENT_LUN_MAX	    16383 /* sam5r21 4.7.7: flat space addressing */
+#define AGENT_VDISK_ID_MAX  36	   /* CATALOG_ID_LEN: a UUID in text */
+#define AGENT_CAT_NAME_MAX  63	   /* CATALOG_NAME_MAX: pool, disk and host names */
+#define AGENT_VM_MAX	    127	   /* CATALOG_VM_MAX */
+#define AGENT_PATH_MAX	    1023   /* a pool's folder */
+#define AGENT_LUN_MAX	    16383  /* sam5r21 4.7.7: flat space addressing */
+#define AGENT_SKEW_PPM_MAX  999999 /* a clock rate error must stay below 100% */
+/* A VDISK_LIST page: at most this many VDISK_INFO answer one request, whatever its limit. A
+ * disk's frame is a few hundred bytes, so a page stays well under the box's per-connection
+ * output limit (1 MiB). */
+#define AGENT_LIST_PAGE_MAX 1000
 
 enum agent_msg_type {
 	AGENT_MSG_HELLO = 0x01,
@@ -138,12 +143,24 @@ struct agent_hello {
 	char software[AGENT_SOFTWARE_MAX + 1]; /* optional, "" when absent */
 };
 
+/* The box's lease timing (docs/agent-protocol.md, "Lease timing"), announced in HELLO_ACK and
+ * JOIN_RESPONSE. Optional on the wire: all zero when the box did not send it (an older box).
+ * The decoder only checks that each value is >= 1; whether the agent can live with them is the
+ * agent's decision (agent/agent_timing.h). */
+struct agent_lease_timing {
+	uint64_t heartbeat_ns;	   /* H */
+	uint16_t miss;		   /* M */
+	uint64_t lease_timeout_ns; /* L: the box declares a host lost L after its last heartbeat */
+	uint32_t skew_ppm;	   /* rho: the clock rate error the box's derivation assumes */
+};
+
 struct agent_hello_ack {
 	uint8_t version_min, version_max; /* the box's range */
 	uint64_t caps;			  /* the box's capabilities */
 	uint8_t version;		  /* the chosen version: the highest common one */
 	uint64_t agreed_caps;		  /* caps of both sides ANDed */
 	char software[AGENT_SOFTWARE_MAX + 1];
+	struct agent_lease_timing timing; /* optional */
 };
 
 struct agent_error {
@@ -167,6 +184,8 @@ struct agent_join_response {
 	uint64_t epoch;
 	struct agent_blob cert_pem;
 	struct agent_blob ca_pem;
+	struct agent_lease_timing timing; /* optional */
+	uint16_t agent_port;		  /* optional, 0: not sent; the box's agent port */
 };
 
 struct agent_heartbeat {
@@ -208,7 +227,9 @@ struct agent_rejoin_ack {
 /* Catalog messages (docs/agent-protocol.md, "Catalog"). The requesting host is the one the
  * connection's certificate names, never a field. */
 struct agent_vdisk_list {
-	char pool[AGENT_CAT_NAME_MAX + 1]; /* optional filter, "" for every pool */
+	char pool[AGENT_CAT_NAME_MAX + 1];	  /* optional filter, "" for every pool */
+	char start_after[AGENT_VDISK_ID_MAX + 1]; /* optional: the page starts after this id */
+	uint32_t limit; /* optional, 0: not sent; at most this many disks (box: <= page max) */
 };
 
 struct agent_vdisk_info {
@@ -218,21 +239,23 @@ struct agent_vdisk_info {
 	uint64_t size; /* bytes */
 	char target_iqn[AGENT_IQN_MAX + 1];
 	uint32_t lun;
-	uint64_t epoch; /* the disk's epoch */
-	uint8_t state;	/* enum catalog_vdisk_state: 1 creating .. 5 missing */
-	uint8_t attached; /* 0 or 1: the requesting host is attached */
+	uint64_t epoch;			    /* the disk's epoch */
+	uint8_t state;			    /* enum catalog_vdisk_state: 1 creating .. 5 missing */
+	uint8_t attached;		    /* 0 or 1: the requesting host is attached */
 	char owner[AGENT_CAT_NAME_MAX + 1]; /* "" when nobody owns it */
 	char vm[AGENT_VM_MAX + 1];	    /* "" when none */
 };
 
 struct agent_vdisk_list_end {
 	uint32_t count; /* VDISK_INFO messages sent before this one */
+	uint8_t more;	/* 1: more disks follow; ask again with start_after (sent critical) */
+	char start_after[AGENT_VDISK_ID_MAX + 1]; /* with more: where the next page starts */
 };
 
 struct agent_vdisk_create {
 	char pool[AGENT_CAT_NAME_MAX + 1];
 	char name[AGENT_CAT_NAME_MAX + 1];
-	uint64_t size; /* bytes */
+	uint64_t size;		   /* bytes */
 	char vm[AGENT_VM_MAX + 1]; /* optional */
 };
 

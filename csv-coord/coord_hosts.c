@@ -118,11 +118,11 @@ int coord_hosts_dump(const struct coord_hosts *t, char **text)
 			json_array_append_new(iqns, json_string(h->iqn[k]));
 		tls_fingerprint_hex(h->fp, fp);
 		if (json_array_append_new(
-			    arr, json_pack("{s:I, s:s, s:s, s:o, s:I, s:b, s:b, s:b, s:i}", "id",
-					   (json_int_t)h->id, "name", h->name, "fingerprint", fp,
-					   "iqns", iqns, "epoch", (json_int_t)h->epoch, "enrolled",
-					   h->enrolled, "fenced", h->fenced, "removed", h->removed,
-					   "votes", h->votes))) {
+			    arr, json_pack("{s:I, s:s, s:s, s:o, s:I, s:b, s:b, s:b, s:i, s:b}",
+					   "id", (json_int_t)h->id, "name", h->name, "fingerprint",
+					   fp, "iqns", iqns, "epoch", (json_int_t)h->epoch,
+					   "enrolled", h->enrolled, "fenced", h->fenced, "removed",
+					   h->removed, "votes", h->votes, "started", h->started))) {
 			json_decref(root);
 			return -ENOMEM;
 		}
@@ -137,12 +137,14 @@ static int parse_host(struct coord_host *h, json_t *o)
 	json_int_t id, epoch;
 	const char *name, *fp;
 	json_t *iqns, *v;
-	int enrolled, fenced, removed, votes;
+	int enrolled, fenced, removed, votes, started = 1;
 	size_t k;
 
-	if (json_unpack(o, "{s:I, s:s, s:s, s:o, s:I, s:b, s:b, s:b, s:i}", "id", &id, "name",
+	/* "started" came later: a table without it may hold running hosts, so it means true. */
+	if (json_unpack(o, "{s:I, s:s, s:s, s:o, s:I, s:b, s:b, s:b, s:i, s?b}", "id", &id, "name",
 			&name, "fingerprint", &fp, "iqns", &iqns, "epoch", &epoch, "enrolled",
-			&enrolled, "fenced", &fenced, "removed", &removed, "votes", &votes) < 0)
+			&enrolled, "fenced", &fenced, "removed", &removed, "votes", &votes,
+			"started", &started) < 0)
 		return -EBADMSG;
 	/* The target keeps epochs as 32-bit numbers (target/fence.h). */
 	if (id < 1 || id >= UINT32_MAX || epoch < 1 || epoch > UINT32_MAX || votes < 1 ||
@@ -169,6 +171,7 @@ static int parse_host(struct coord_host *h, json_t *o)
 	h->fenced = fenced;
 	h->removed = removed;
 	h->votes = votes;
+	h->started = started;
 	return 0;
 }
 

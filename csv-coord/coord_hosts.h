@@ -30,6 +30,8 @@ struct coord_host {
 	bool enrolled; /* joined at least once; a configured host that never did is not */
 	bool fenced;   /* fenced at the target under epoch; must rejoin with epoch + 1 */
 	bool removed;  /* the admin removed it: its certificate is refused */
+	bool started;  /* has held a lease since it enrolled (its agent ran); absent in an older
+			* file: true */
 	unsigned votes;
 	/* Runtime only. */
 	struct lease_host lease;

@@ -114,6 +114,7 @@ struct catreq {
 	uint64_t cid;	 /* agent: the connection, its request id and type, its host */
 	uint32_t areq;
 	uint8_t type;
+	struct agent_vdisk_list list; /* VDISK_LIST: the filter and the page asked for */
 	char host[COORD_HOST_NAME_MAX + 1];
 };
 
@@ -360,7 +361,9 @@ static void catalog_reply(uint32_t id, json_t *o)
 	}
 	c = conn_by_cid(r->cid);
 	if (c)
-		agent_catalog_reply(r->type, r->areq, r->host, o, catalog_emit, c);
+		agent_catalog_reply(r->type, r->areq,
+				    r->type == AGENT_MSG_VDISK_LIST ? &r->list : NULL, r->host, o,
+				    catalog_emit, c);
 	else
 		log_info("coord: %s: the agent left before the answer to its %s; dropped: %s",
 			 r->host, agent_proto_type_name(r->type),
@@ -606,18 +609,31 @@ reply:
 
 /* ---- join ---- */
 
-static void host_grant_lease(struct coord_host *h, int64_t now)
+/* An enrolled host holds no lease until `holdfast-agent run` sends its first heartbeat: a join
+ * only hands out a certificate, and a host that never ran has no writes to fence. It does not
+ * count for quorum until then either, and owns nothing (ownership needs a lease). */
+static void host_enrol(struct coord_host *h, int64_t now)
 {
-	lease_host_join(&h->lease, h->id, h->epoch, now);
+	lease_host_enrol(&h->lease, h->id, h->epoch, now);
+	h->started = false;
 	h->last_hb_ns = 0;
 	h->declared_ns = 0;
 	h->fence_confirmed = false;
 	h->fence_inflight = false;
-	if (!h->leased) {
-		h->leased = true;
-		quorum_host_joined(&co.q, h->id, now);
+	if (h->leased) {
+		h->leased = false;
+		quorum_host_lost(&co.q, h->id, now);
 	}
 	quorum_note();
+}
+
+/* The lease timing every agent must follow (docs/agent-protocol.md, "Lease timing"). */
+static void box_timing(struct agent_lease_timing *t)
+{
+	t->heartbeat_ns = (uint64_t)co.lc.heartbeat_ns;
+	t->miss = (uint16_t)co.lc.miss;
+	t->lease_timeout_ns = (uint64_t)lease_box_timeout_ns(&co.lc);
+	t->skew_ppm = LEASE_SKEW_PPM;
 }
 
 /* Record the host, persist, grant its first lease and answer JOIN_RESPONSE. */
@@ -650,6 +666,7 @@ static void join_finish(struct conn *c, uint32_t req, struct join_ctx *j, uint64
 	h->enrolled = true;
 	h->removed = false;
 	h->fenced = false;
+	h->started = false; /* it holds a lease only once its agent runs */
 	err = hosts_save();
 	if (err) {
 		/* Persist before acknowledging: the host is not a member until it is on disk. */
@@ -665,11 +682,12 @@ static void join_finish(struct conn *c, uint32_t req, struct join_ctx *j, uint64
 	}
 	if (!was_member)
 		quorum_add_host(&co.q, h->id, h->votes, now);
-	h->leased = false;
 	/* The join is logged before the quorum change it causes. */
-	event(COORD_EV_JOINED, h->name, "host id %u, epoch %llu, %u initiator(s), first %s", h->id,
-	      (unsigned long long)h->epoch, h->n_iqn, h->iqn[0]);
-	host_grant_lease(h, now);
+	event(COORD_EV_JOINED, h->name,
+	      "host id %u, epoch %llu, %u initiator(s), first %s; the lease starts with its "
+	      "first heartbeat",
+	      h->id, (unsigned long long)h->epoch, h->n_iqn, h->iqn[0]);
+	host_enrol(h, now);
 
 	memset(&m, 0, sizeof(m));
 	m.type = AGENT_MSG_JOIN_RESPONSE;
@@ -680,6 +698,8 @@ static void join_finish(struct conn *c, uint32_t req, struct join_ctx *j, uint64
 	m.u.join_resp.cert_pem.len = j->cert_len;
 	m.u.join_resp.ca_pem.p = (const uint8_t *)ca_cert_pem(co.ca, &ca_len);
 	m.u.join_resp.ca_pem.len = ca_len;
+	box_timing(&m.u.join_resp.timing);
+	m.u.join_resp.agent_port = co.cfg->cluster.agent_port;
 	c->closing = true; /* a join connection serves one join */
 	conn_send(c, &m);
 }
@@ -903,9 +923,23 @@ static void on_heartbeat(struct conn *c, const struct agent_msg *m, struct coord
 		conn_error(c, m->request_id, AGENT_E_INTERNAL, m->type, NULL, false);
 		return;
 	}
+	if (before == LEASE_ENROLLED) {
+		/* The host's first lease: remembered, so that a box restart grants it one (it may
+		 * be running then), before the ACK that lets it count on the lease. */
+		h->started = true;
+		if (hosts_save()) {
+			h->started = false;
+			lease_host_enrol(&h->lease, h->id, h->epoch, now);
+			conn_error(c, m->request_id, AGENT_E_INTERNAL, m->type,
+				   "the box cannot store the host table", false);
+			return;
+		}
+		log_info("coord: %s: first heartbeat (epoch %llu): the lease starts", h->name,
+			 (unsigned long long)h->epoch);
+	}
 	h->last_hb_ns = now;
 	if (!h->leased) {
-		/* The first heartbeat after the box restarted. */
+		/* The first heartbeat after the join or after the box restarted. */
 		h->leased = true;
 		quorum_host_joined(&co.q, h->id, now);
 		quorum_note();
@@ -1059,6 +1093,7 @@ static void on_hello(struct conn *c, const struct agent_msg *m)
 	a.u.hello_ack.version = c->version;
 	a.u.hello_ack.agreed_caps = c->caps;
 	snprintf(a.u.hello_ack.software, sizeof(a.u.hello_ack.software), "%s", COORD_SOFTWARE);
+	box_timing(&a.u.hello_ack.timing);
 	conn_send(c, &a);
 }
 
@@ -1090,6 +1125,8 @@ static void on_catalog_request(struct conn *c, const struct agent_msg *m, struct
 	r->cid = c->cid;
 	r->areq = m->request_id;
 	r->type = m->type;
+	if (m->type == AGENT_MSG_VDISK_LIST)
+		r->list = m->u.vd_list;
 	snprintf(r->host, sizeof(r->host), "%s", h->name);
 	log_debug("coord: %s asks %s", h->name, cmd);
 	coord_catalog_host_request(r->id, h->id, cmd, req);
@@ -1431,7 +1468,8 @@ static json_t *status_json(json_t *sessions, const char *sessions_error)
 			state = "removed";
 		else if (!h->enrolled)
 			state = "not joined";
-		else if (!h->leased && !h->fenced && h->lease.state != LEASE_LOST)
+		else if (!h->leased && !h->fenced && h->lease.state != LEASE_LOST &&
+			 h->lease.state != LEASE_ENROLLED)
 			state = "no lease (box restarted)";
 		else
 			state = lease_state_name(h->lease.state);
@@ -1442,7 +1480,8 @@ static json_t *status_json(json_t *sessions, const char *sessions_error)
 			      "votes", h->votes, "iqns", iqns, "sessions", mine);
 		if (h->enrolled)
 			json_object_set_new(o, "fingerprint", json_string(fp));
-		if (h->enrolled && !h->removed && h->lease.state != LEASE_FENCED)
+		if (h->enrolled && !h->removed && h->lease.state != LEASE_FENCED &&
+		    h->lease.state != LEASE_ENROLLED)
 			json_object_set_new(o, "lease_age_ms",
 					    json_real(ms(lease_age_ns(&h->lease, now))));
 		if (h->last_hb_ns)
@@ -1931,7 +1970,12 @@ static int setup_hosts(void)
 		/* Enrolled hosts have joined once: wait_for_all is about the cluster's creation,
 		 * not about every restart of the box. */
 		co.q.hosts[co.q.n_hosts - 1].joined_once = true;
-		lease_host_join(&h->lease, h->id, h->epoch, now);
+		/* A host that has run may be running: it gets a lease from now, and is declared
+		 * lost if it does not heartbeat. One that never ran has nothing to fence. */
+		if (h->started || h->fenced)
+			lease_host_join(&h->lease, h->id, h->epoch, now);
+		else
+			lease_host_enrol(&h->lease, h->id, h->epoch, now);
 		if (h->fenced) {
 			lease_admin_fence(&h->lease, now);
 			h->fence_reason = AGENT_E_LEASE_EXPIRED;

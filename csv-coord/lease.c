@@ -33,17 +33,43 @@ int64_t lease_box_timeout_ns(const struct lease_config *c)
 
 /* coordinator-timing.md (5): m >= rho*(2M-1)*H makes (4) hold for any grace G >= 0. Rounded
  * up, since a larger margin only makes the agent stop earlier. */
+int64_t lease_agent_margin_ppm_ns(const struct lease_config *c, uint32_t skew_ppm)
+{
+	/* H <= 60 s, M <= 100, rho < 10^6 ppm: the product stays below 2^127. */
+	__int128 num = (__int128)c->heartbeat_ns * (2 * c->miss - 1) * skew_ppm;
+
+	return (int64_t)((num + 999999) / 1000000);
+}
+
 int64_t lease_agent_margin_ns(const struct lease_config *c)
 {
-	int64_t num = c->heartbeat_ns * (int64_t)(2 * c->miss - 1) * LEASE_SKEW_PPM;
-
-	return (num + 999999) / 1000000;
+	return lease_agent_margin_ppm_ns(c, LEASE_SKEW_PPM);
 }
 
 /* coordinator-timing.md (2): the agent fences F after sending the last acknowledged heartbeat. */
+int64_t lease_agent_fence_after_ppm_ns(const struct lease_config *c, uint32_t skew_ppm)
+{
+	return (int64_t)(c->miss - 1) * c->heartbeat_ns - lease_agent_margin_ppm_ns(c, skew_ppm);
+}
+
 int64_t lease_agent_fence_after_ns(const struct lease_config *c)
 {
-	return (int64_t)(c->miss - 1) * c->heartbeat_ns - lease_agent_margin_ns(c);
+	return lease_agent_fence_after_ppm_ns(c, LEASE_SKEW_PPM);
+}
+
+/* coordinator-timing.md (4): F <= (1-rho) * (L/(1+rho) - K). Both L/(1+rho) and the product are
+ * rounded down, so the result never exceeds the exact bound. */
+int64_t lease_agent_fence_limit_ns(int64_t box_timeout_ns, int64_t fence_budget_ns,
+				   uint32_t skew_ppm)
+{
+	const __int128 one = 1000000;
+	__int128 box_real = (__int128)box_timeout_ns * one / (one + skew_ppm);
+	__int128 num = (box_real - fence_budget_ns) * (one - skew_ppm);
+
+	/* Floor division, also for a negative numerator. */
+	if (num < 0)
+		return (int64_t)(-((-num + one - 1) / one));
+	return (int64_t)(num / one);
 }
 
 int64_t lease_fence_budget_ns(const struct lease_config *c)
@@ -64,6 +90,8 @@ const char *lease_state_name(enum lease_state s)
 		return "fenced";
 	case LEASE_REJOINED:
 		return "rejoined";
+	case LEASE_ENROLLED:
+		return "enrolled";
 	default:
 		return "invalid";
 	}
@@ -83,6 +111,12 @@ void lease_host_join(struct lease_host *h, uint32_t host_id, uint64_t epoch, int
 	h->last_renew_ns = now;
 	h->agent_send_ns = 0;
 	set_state(h, LEASE_JOINED, now);
+}
+
+void lease_host_enrol(struct lease_host *h, uint32_t host_id, uint64_t epoch, int64_t now)
+{
+	lease_host_join(h, host_id, epoch, now);
+	set_state(h, LEASE_ENROLLED, now);
 }
 
 static bool state_holds_lease(enum lease_state s)
@@ -117,7 +151,7 @@ int lease_renew(struct lease_host *h, const struct lease_config *c, uint64_t epo
 	/* A heartbeat that arrives after the lease ran out must not revive it: the agent has
 	 * already fenced itself (timing.md (3)) and the target may be fencing it. */
 	lease_tick(h, c, now);
-	if (!state_holds_lease(h->state))
+	if (!state_holds_lease(h->state) && h->state != LEASE_ENROLLED)
 		return -EPERM;
 	if (epoch != h->epoch)
 		return -ESTALE;
@@ -183,6 +217,12 @@ void lease_agent_start(struct lease_agent *a, const struct lease_config *c, uint
 	a->acked_seq = 0;
 	a->acked_send_ns = req_send_ns;
 	a->fenced = false;
+	a->fence_after_ns = lease_agent_fence_after_ns(c);
+}
+
+void lease_agent_set_fence_after(struct lease_agent *a, int64_t fence_after_ns)
+{
+	a->fence_after_ns = fence_after_ns;
 }
 
 int lease_agent_send(struct lease_agent *a, int64_t now, uint64_t *seq)
@@ -200,7 +240,7 @@ int lease_agent_send(struct lease_agent *a, int64_t now, uint64_t *seq)
 
 int64_t lease_agent_deadline(const struct lease_agent *a)
 {
-	return a->acked_send_ns + lease_agent_fence_after_ns(&a->cfg);
+	return a->acked_send_ns + a->fence_after_ns;
 }
 
 bool lease_agent_must_fence(struct lease_agent *a, int64_t now)

@@ -45,6 +45,15 @@ int64_t lease_grace_ns(const struct lease_config *c);		  /* G = H / 10 */
 int64_t lease_box_timeout_ns(const struct lease_config *c);	  /* L = M*H + G */
 int64_t lease_agent_margin_ns(const struct lease_config *c);	  /* m = ceil(rho*(2M-1)*H) */
 int64_t lease_agent_fence_after_ns(const struct lease_config *c); /* F = (M-1)*H - m */
+/* The same two with rho given (ppm) instead of LEASE_SKEW_PPM: m = ceil(rho*(2M-1)*H) and
+ * F = (M-1)*H - m. The agent uses the larger of its rho and the box's. */
+int64_t lease_agent_margin_ppm_ns(const struct lease_config *c, uint32_t skew_ppm);
+int64_t lease_agent_fence_after_ppm_ns(const struct lease_config *c, uint32_t skew_ppm);
+/* The largest F for which inequality (4) of docs/coordinator-timing.md holds against a box
+ * lease timeout L and a fence budget K: F/(1-rho) + K <= L/(1+rho), rounded down. Negative when
+ * no F does. skew_ppm < 1000000. */
+int64_t lease_agent_fence_limit_ns(int64_t box_timeout_ns, int64_t fence_budget_ns,
+				   uint32_t skew_ppm);
 /* K = H: how long the agent's fence action may take to stop every write, counted from the
  * moment the agent's deadline passes. The inequality holds with this budget. */
 int64_t lease_fence_budget_ns(const struct lease_config *c);
@@ -56,6 +65,8 @@ enum lease_state {
 	LEASE_LOST = 2,	    /* the lease ran out; the target is being told to fence */
 	LEASE_FENCED = 3,   /* the target refuses the host's I/O and logins */
 	LEASE_REJOINED = 4, /* back under epoch + 1, no heartbeat of the new epoch yet */
+	LEASE_ENROLLED = 5, /* enrolled (joined), never ran: no lease, nothing to fence; the
+			     * first heartbeat starts the lease */
 };
 
 struct lease_host {
@@ -70,11 +81,17 @@ struct lease_host {
 
 const char *lease_state_name(enum lease_state s);
 
-/* A host joins with its first epoch (>= 1). The join grants a lease, so a host that never sends
- * a heartbeat is still declared lost on time. */
+/* Grant a lease under epoch (>= 1) from now without a heartbeat: after a box restart, for a
+ * host that may be running, so that one that never heartbeats again is still declared lost on
+ * time. */
 void lease_host_join(struct lease_host *h, uint32_t host_id, uint64_t epoch, int64_t now);
+/* A host that has enrolled (JOIN_REQUEST) but never run: it holds no lease, so nothing expires
+ * and nothing is fenced; its first heartbeat under epoch starts the lease (ENROLLED -> LIVE). A
+ * host that never ran cannot have written: it owns nothing without a lease (quorum.h). */
+void lease_host_enrol(struct lease_host *h, uint32_t host_id, uint64_t epoch, int64_t now);
 
-/* A heartbeat (epoch, seq) received at box time `now`. On success the lease runs until *until.
+/* A heartbeat (epoch, seq) received at box time `now`. On success the lease runs until *until;
+ * for an ENROLLED host this is the start of its first lease.
  * -EPERM: the host is lost or fenced (or its lease ran out before this heartbeat arrived: it is
  *         marked lost now); it must learn that it was fenced and rejoin.
  * -ESTALE: the epoch is not the host's current one, or seq is not above the last accepted one.
@@ -110,6 +127,7 @@ int64_t lease_age_ns(const struct lease_host *h, int64_t now);
 
 struct lease_agent {
 	struct lease_config cfg;
+	int64_t fence_after_ns; /* F: from cfg, or the agent's effective one (agent_timing.h) */
 	uint64_t epoch;
 	uint64_t next_seq;
 	uint64_t acked_seq;    /* highest acknowledged sequence (0: the join itself) */
@@ -132,6 +150,9 @@ int lease_agent_send(struct lease_agent *a, int64_t now, uint64_t *seq);
  * back). -EPERM: the agent is fenced (by the flag or by its own deadline). */
 int lease_agent_ack(struct lease_agent *a, uint64_t epoch, uint64_t seq, bool fenced_flag,
 		    int64_t now);
+/* Use F = fence_after_ns from now on (the agent learnt the box's timing). A smaller F moves the
+ * deadline earlier at once; the caller guarantees that a larger one is still safe. */
+void lease_agent_set_fence_after(struct lease_agent *a, int64_t fence_after_ns);
 /* The agent time at which it must run its fence action: acked_send + F. */
 int64_t lease_agent_deadline(const struct lease_agent *a);
 /* True (and the agent becomes fenced) once now >= the deadline. */

@@ -84,8 +84,8 @@ cl_bg AGENT "$A" ip netns exec "$NSH" "$CL_AGENT" run --state-dir "$HF_WORK/h1" 
 	--box "$BOX:$APORT" --heartbeat-ms "$HB" --miss-threshold "$MISS" \
 	--fence-action "exec:date +%s.%N >>$MARK"
 cl_wait_log "$A" 'lease ok' 10 || hf_die "the agent got no lease"
-# A fresh agent may have been fenced once (its lease starts at the join): wait until it is
-# live, then forget any earlier fence.
+# Wait until the agent is live (its lease starts with its first heartbeat), then forget any
+# earlier fence.
 cl_wait_q "h['h1']['state'] == 'live'" 10 || hf_die "h1 is not live"
 sleep 1
 EPOCH0=$(cl_q "h['h1']['epoch']")

@@ -91,9 +91,9 @@ static void test_refusals_keep_their_code(void **state)
 		if (cases[i].code)
 			json_object_set_new(r, "code", json_string(cases[i].code));
 		ngot = 0;
-		assert_int_equal(
-			agent_catalog_reply(AGENT_MSG_VDISK_EXTEND, 31, "kvm1", r, collect, NULL),
-			1);
+		assert_int_equal(agent_catalog_reply(AGENT_MSG_VDISK_EXTEND, 31, NULL, "kvm1", r,
+						     collect, NULL),
+				 1);
 		assert_int_equal(got[0].type, AGENT_MSG_ERROR);
 		assert_int_equal(got[0].request_id, 31);
 		assert_int_equal(got[0].u.error.code, cases[i].err);
@@ -112,9 +112,15 @@ static void test_a_list_is_one_info_per_disk_then_the_end(void **state)
 	json_t *r = json_pack("{s:[o, o, o]}", "vdisks", disk("a", 1, "kvm1", "kvm1"),
 			      disk("b", 2, NULL, "kvm2"), disk("bad", 99999, NULL, "kvm2"));
 
+	/* Distinct ids, in the order the list is sent (id order). */
+	json_object_set_new(json_array_get(json_object_get(r, "vdisks"), 1), "id",
+			    json_string("1f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"));
+	json_object_set_new(json_array_get(json_object_get(r, "vdisks"), 2), "id",
+			    json_string("2f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"));
 	ngot = 0;
 	/* The third disk's LUN is beyond what the protocol carries: left out, and counted out. */
-	assert_int_equal(agent_catalog_reply(AGENT_MSG_VDISK_LIST, 5, "kvm1", r, collect, NULL), 3);
+	assert_int_equal(
+		agent_catalog_reply(AGENT_MSG_VDISK_LIST, 5, NULL, "kvm1", r, collect, NULL), 3);
 	assert_int_equal(ngot, 3);
 	assert_int_equal(got[0].type, AGENT_MSG_VDISK_INFO);
 	assert_string_equal(got[0].u.vd_info.name, "a");
@@ -131,19 +137,165 @@ static void test_a_list_is_one_info_per_disk_then_the_end(void **state)
 	json_decref(r);
 }
 
+/* Paging (agent-protocol.md, "Paging") over a few thousand disks, walked as holdfast-agent
+ * does: every disk exactly once, in id order, each page under the coord's 1 MiB output limit. */
+static struct {
+	unsigned infos, ends, more;
+	size_t bytes;
+	char last[AGENT_VDISK_ID_MAX + 1];
+	char next[AGENT_VDISK_ID_MAX + 1];
+	uint32_t count;
+	bool ordered;
+	unsigned char seen[5000];
+} pg;
+
+static void page_collect(void *ctx, struct agent_msg *m)
+{
+	static uint8_t buf[AGENT_PROTO_MAX_FRAME];
+	size_t len;
+	unsigned n;
+
+	(void)ctx;
+	m->version = 1;
+	assert_int_equal(agent_proto_encode(m, buf, sizeof(buf), &len), 0);
+	pg.bytes += len;
+	if (m->type == AGENT_MSG_VDISK_INFO) {
+		pg.infos++;
+		if (pg.last[0] && strcmp(m->u.vd_info.id, pg.last) <= 0)
+			pg.ordered = false;
+		snprintf(pg.last, sizeof(pg.last), "%s", m->u.vd_info.id);
+		assert_int_equal(sscanf(m->u.vd_info.id, "%8u-", &n), 1);
+		assert_true(n < 5000);
+		pg.seen[n]++;
+		return;
+	}
+	assert_int_equal(m->type, AGENT_MSG_VDISK_LIST_END);
+	pg.ends++;
+	pg.count = m->u.vd_end.count;
+	pg.more = m->u.vd_end.more;
+	snprintf(pg.next, sizeof(pg.next), "%s", m->u.vd_end.start_after);
+}
+
+static json_t *many_disks(unsigned n)
+{
+	json_t *list = json_array();
+	char id[40], name[64], vm[40];
+
+	/* UUID-long ids and long names, out of id order, as a catalog may keep them. */
+	for (unsigned k = 0; k < n; k++) {
+		unsigned i = (k * 7919u) % n;
+		json_t *d = disk("x", (json_int_t)(i % 16384), "kvm1", "kvm1");
+
+		snprintf(id, sizeof(id), "%08u-7a43-4b4e-9d0e-4c3c2b1a0f00", i);
+		snprintf(name, sizeof(name), "tenant-a-vm-%04u-system-disk-0-thin-provisioned", i);
+		snprintf(vm, sizeof(vm), "tenant-a-vm-%04u", i);
+		json_object_set_new(d, "id", json_string(id));
+		json_object_set_new(d, "name", json_string(name));
+		json_object_set_new(d, "vm", json_string(vm));
+		json_array_append_new(list, d);
+	}
+	return json_pack("{s:o}", "vdisks", list);
+}
+
+/* Walk the pages like the agent; returns the number of pages. */
+static unsigned walk(json_t *r, uint32_t limit, size_t *max_page_bytes)
+{
+	struct agent_vdisk_list q;
+	unsigned pages = 0;
+
+	memset(&pg, 0, sizeof(pg));
+	pg.ordered = true;
+	memset(&q, 0, sizeof(q));
+	q.limit = limit;
+	*max_page_bytes = 0;
+	for (;;) {
+		size_t before = pg.bytes;
+
+		agent_catalog_reply(AGENT_MSG_VDISK_LIST, 9, &q, "kvm1", r, page_collect, NULL);
+		pages++;
+		if (pg.bytes - before > *max_page_bytes)
+			*max_page_bytes = pg.bytes - before;
+		if (!pg.more)
+			break;
+		/* The box must move on, or the agent would walk forever. */
+		assert_true(strcmp(pg.next, q.start_after) > 0);
+		snprintf(q.start_after, sizeof(q.start_after), "%s", pg.next);
+		assert_true(pages < 10000);
+	}
+	return pages;
+}
+
+static void test_a_long_list_comes_in_pages(void **state)
+{
+	json_t *r = many_disks(5000);
+	size_t max_page, whole;
+	unsigned pages;
+
+	/* Without a limit (an older agent): pages of AGENT_LIST_PAGE_MAX disks. */
+	pages = walk(r, 0, &max_page);
+	assert_int_equal(pages, 5);
+	assert_int_equal(pg.infos, 5000);
+	assert_int_equal(pg.ends, 5);
+	assert_true(pg.ordered);
+	for (unsigned i = 0; i < 5000; i++)
+		assert_int_equal(pg.seen[i], 1);
+	whole = pg.bytes;
+	print_message("5000 disks: %zu bytes in all, largest page %zu bytes\n", whole, max_page);
+	/* The whole list in one go would pass the coord's 1 MiB per-connection output limit; a
+	 * page stays far below it. */
+	assert_true(whole > 1024 * 1024);
+	assert_true(max_page < 1024 * 1024 / 3);
+
+	/* A small limit: 5000 / 7 pages, rounded up, the last with count 2. */
+	pages = walk(r, 7, &max_page);
+	assert_int_equal(pages, 715);
+	assert_int_equal(pg.infos, 5000);
+	assert_int_equal(pg.count, 5000 - 714 * 7);
+	assert_true(pg.ordered);
+	/* A limit above the box's page is cut to it. */
+	assert_int_equal(walk(r, 100000, &max_page), 5);
+	json_decref(r);
+	/* Exactly one page's worth: no empty last page. */
+	r = many_disks(AGENT_LIST_PAGE_MAX);
+	assert_int_equal(walk(r, 0, &max_page), 1);
+	assert_int_equal(pg.infos, AGENT_LIST_PAGE_MAX);
+	json_decref(r);
+}
+
+static void test_a_page_moves_past_a_disk_it_cannot_carry(void **state)
+{
+	json_t *r = many_disks(20);
+	size_t max_page;
+
+	/* Disk 4 has a LUN the protocol cannot carry: with pages of 5 it ends the first page,
+	 * which still says to go on after it. */
+	for (unsigned k = 0; k < 20; k++) {
+		json_t *d = json_array_get(json_object_get(r, "vdisks"), k);
+
+		if (!strcmp(json_string_value(json_object_get(d, "id")),
+			    "00000004-7a43-4b4e-9d0e-4c3c2b1a0f00"))
+			json_object_set_new(d, "lun", json_integer(99999));
+	}
+	assert_int_equal(walk(r, 5, &max_page), 4);
+	assert_int_equal(pg.infos, 19);
+	assert_int_equal(pg.seen[4], 0);
+	assert_int_equal(pg.seen[5], 1);
+	json_decref(r);
+}
+
 static void test_single_answers_and_what_cannot_be_carried(void **state)
 {
 	json_t *r = json_pack("{s:o}", "vdisk", disk("a", 1, "kvm2", "kvm1"));
 
 	ngot = 0;
-	agent_catalog_reply(AGENT_MSG_VDISK_TRANSFER, 6, "kvm1", r, collect, NULL);
+	agent_catalog_reply(AGENT_MSG_VDISK_TRANSFER, 6, NULL, "kvm1", r, collect, NULL);
 	assert_int_equal(got[0].type, AGENT_MSG_VDISK_INFO);
 	assert_string_equal(got[0].u.vd_info.owner, "kvm2");
 	json_decref(r);
 
 	r = json_pack("{s:s, s:i}", "deleted", VID, "lun", 1);
 	ngot = 0;
-	agent_catalog_reply(AGENT_MSG_VDISK_DELETE, 7, "kvm1", r, collect, NULL);
+	agent_catalog_reply(AGENT_MSG_VDISK_DELETE, 7, NULL, "kvm1", r, collect, NULL);
 	assert_int_equal(got[0].type, AGENT_MSG_VDISK_DELETED);
 	assert_string_equal(got[0].u.vd_op.id, VID);
 	json_decref(r);
@@ -151,13 +303,13 @@ static void test_single_answers_and_what_cannot_be_carried(void **state)
 	/* An answer without the disk, and a disk the protocol cannot carry: ERROR INTERNAL. */
 	r = json_object();
 	ngot = 0;
-	agent_catalog_reply(AGENT_MSG_VDISK_ATTACH, 8, "kvm1", r, collect, NULL);
+	agent_catalog_reply(AGENT_MSG_VDISK_ATTACH, 8, NULL, "kvm1", r, collect, NULL);
 	assert_int_equal(got[0].type, AGENT_MSG_ERROR);
 	assert_int_equal(got[0].u.error.code, AGENT_E_INTERNAL);
 	json_decref(r);
 	r = json_pack("{s:o}", "vdisk", disk("a", 99999, NULL, "kvm1"));
 	ngot = 0;
-	agent_catalog_reply(AGENT_MSG_VDISK_ATTACH, 9, "kvm1", r, collect, NULL);
+	agent_catalog_reply(AGENT_MSG_VDISK_ATTACH, 9, NULL, "kvm1", r, collect, NULL);
 	assert_int_equal(ngot, 1);
 	assert_int_equal(got[0].type, AGENT_MSG_ERROR);
 	assert_int_equal(got[0].u.error.code, AGENT_E_INTERNAL);
@@ -236,6 +388,8 @@ int main(void)
 		cmocka_unit_test(test_requests_become_the_catalog_commands),
 		cmocka_unit_test(test_refusals_keep_their_code),
 		cmocka_unit_test(test_a_list_is_one_info_per_disk_then_the_end),
+		cmocka_unit_test(test_a_long_list_comes_in_pages),
+		cmocka_unit_test(test_a_page_moves_past_a_disk_it_cannot_carry),
 		cmocka_unit_test(test_single_answers_and_what_cannot_be_carried),
 		cmocka_unit_test(test_command_line),
 	};

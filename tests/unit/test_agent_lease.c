@@ -13,7 +13,7 @@
 #define MS LEASE_NS_PER_MS
 #define S  LEASE_NS_PER_S
 
-static struct lease_config cfg(void)
+static struct lease_config lcfg(void)
 {
 	struct lease_config c;
 
@@ -21,10 +21,20 @@ static struct lease_config cfg(void)
 	return c;
 }
 
+/* The timing a box with the defaults announces, without overrides. */
+static struct agent_timing cfg(void)
+{
+	struct lease_config c = lcfg();
+	struct agent_timing t;
+
+	agent_timing_from_config(&c, &t);
+	return t;
+}
+
 /* Begin at t0 (the REJOIN/JOIN send time), and have one heartbeat sent at `send` acked. */
 static void start(struct agent_lease_ctl *l, int64_t t0)
 {
-	struct lease_config c = cfg();
+	struct agent_timing c = cfg();
 
 	*l = (struct agent_lease_ctl){0};
 	agent_lease_begin(l, &c, 3, t0);
@@ -105,7 +115,7 @@ static void test_self_fence_at_the_deadline_and_only_once(void **state)
 static void test_fence_runs_before_the_box_can_declare_the_host_lost(void **state)
 {
 	struct agent_lease_ctl l;
-	struct lease_config c = cfg();
+	struct lease_config c = lcfg();
 	int64_t d;
 
 	start(&l, 0);
@@ -184,7 +194,7 @@ static void test_stale_acks_never_move_the_deadline_back(void **state)
 static void test_fence_done_is_per_epoch_and_a_rejoin_starts_fresh(void **state)
 {
 	struct agent_lease_ctl l;
-	struct lease_config c = cfg();
+	struct agent_timing c = cfg();
 	int64_t d;
 
 	start(&l, 0);
@@ -204,7 +214,7 @@ static void test_fence_done_is_per_epoch_and_a_rejoin_starts_fresh(void **state)
 
 static void test_restart_without_a_hint_gives_one_heartbeat_interval(void **state)
 {
-	struct lease_config c = cfg();
+	struct agent_timing c = cfg();
 	struct agent_lease_ctl l = {0};
 	int64_t now = 100 * S;
 
@@ -214,7 +224,7 @@ static void test_restart_without_a_hint_gives_one_heartbeat_interval(void **stat
 
 static void test_restart_with_an_old_hint_fences_at_once(void **state)
 {
-	struct lease_config c = cfg();
+	struct agent_timing c = cfg();
 	struct agent_lease_ctl l = {0};
 	int64_t now = 100 * S;
 
@@ -224,7 +234,7 @@ static void test_restart_with_an_old_hint_fences_at_once(void **state)
 
 static void test_restart_with_a_recent_hint_keeps_its_deadline(void **state)
 {
-	struct lease_config c = cfg();
+	struct agent_timing c = cfg();
 	struct agent_lease_ctl l = {0};
 	int64_t now = 100 * S;
 

@@ -16,6 +16,21 @@
 #include "lib/cursor.h"
 
 static uint8_t frame[AGENT_PROTO_MAX_FRAME + 64];
+
+static uint16_t get_be16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+	return (uint32_t)get_be16(p) << 16 | get_be16(p + 2);
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+	return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
+}
 static char pem_a[AGENT_PEM_MAX + 2];
 static char pem_b[AGENT_PEM_MAX + 2];
 
@@ -151,7 +166,8 @@ static void test_every_message_type_round_trips(void **state)
 	in[0].u.hello = (struct agent_hello){1, 1, AGENT_CAP_LEASE | AGENT_CAP_WATCHDOG,
 					     AGENT_ROLE_AGENT, "holdfast-agent 0.1"};
 	in[1].type = AGENT_MSG_HELLO_ACK;
-	in[1].u.hello_ack = (struct agent_hello_ack){1, 3, AGENT_CAP_LEASE, 1, AGENT_CAP_LEASE, ""};
+	in[1].u.hello_ack = (struct agent_hello_ack){
+		1, 3, AGENT_CAP_LEASE, 1, AGENT_CAP_LEASE, "", {500000000, 3, 1550000000, 10000}};
 	agent_proto_make_error(&in[2], 0, AGENT_E_TOKEN_EXPIRED, AGENT_MSG_JOIN_REQUEST,
 			       "token tok-1 expired 30 s ago");
 	join_msg(&in[3]);
@@ -507,7 +523,7 @@ static void test_hello_ack_version_must_lie_in_its_range(void **state)
 	memset(&m, 0, sizeof(m));
 	m.version = 1;
 	m.type = AGENT_MSG_HELLO_ACK;
-	m.u.hello_ack = (struct agent_hello_ack){2, 3, 0, 1, 0, ""};
+	m.u.hello_ack = (struct agent_hello_ack){2, 3, 0, 1, 0, "", {0}};
 	assert_int_equal(agent_proto_encode(&m, frame, sizeof(frame), &len), -EINVAL);
 	m.u.hello_ack.version = 3;
 	assert_int_equal(agent_proto_encode(&m, frame, sizeof(frame), &len), 0);
@@ -527,7 +543,6 @@ static void test_negotiation_picks_the_highest_common_version_and_ands_caps(void
 	assert_int_equal(agent_proto_negotiate(3, 2, 1, 1, 4, 1, &v, &caps), -EPROTONOSUPPORT);
 	assert_int_equal(agent_proto_negotiate(0, 1, 1, 1, 1, 1, &v, &caps), -EPROTONOSUPPORT);
 }
-
 
 /* ---- catalog messages (agent-protocol.md, "Catalog") ---- */
 
@@ -625,8 +640,14 @@ static void test_vdisk_info_fields_are_where_the_document_says(void **state)
 	assert_memory_equal(frame + 16, "\x00\x40\x00\x24", 4);
 	assert_memory_equal(frame + 20, VID, 36);
 	/* vdisk_name 0x0041, pool_name 0x0042, size 0x0043 (u64). */
-	assert_memory_equal(frame + 56, "\x00\x41\x00\x05" "disk1", 9);
-	assert_memory_equal(frame + 65, "\x00\x42\x00\x05" "pool1", 9);
+	assert_memory_equal(frame + 56,
+			    "\x00\x41\x00\x05"
+			    "disk1",
+			    9);
+	assert_memory_equal(frame + 65,
+			    "\x00\x42\x00\x05"
+			    "pool1",
+			    9);
 	assert_memory_equal(frame + 74, "\x00\x43\x00\x08\x00\x00\x00\x00\x04\x00\x00\x00", 12);
 	/* The last field is owner (0x0047): no vm when it is empty. */
 	assert_memory_equal(frame + len - 8, "\x00\x47\x00\x04kvm1", 8);
@@ -729,6 +750,159 @@ static void test_catalog_negative_cases(void **state)
 	assert_string_equal(agent_proto_type_name(AGENT_MSG_VDISK_TRANSFER), "VDISK_TRANSFER");
 }
 
+/* Lease timing in HELLO_ACK (agent-protocol.md, "Lease timing"): tags 0x2b-0x2e, not critical,
+ * so an older agent skips them; absent, they decode as zero (an older box). */
+static void test_hello_ack_carries_the_box_lease_timing(void **state)
+{
+	struct agent_msg m, out;
+	enum agent_err err;
+	size_t len, pos;
+
+	memset(&m, 0, sizeof(m));
+	m.version = 1;
+	m.type = AGENT_MSG_HELLO_ACK;
+	m.u.hello_ack = (struct agent_hello_ack){1,
+						 1,
+						 AGENT_CAP_LEASE,
+						 1,
+						 AGENT_CAP_LEASE,
+						 "",
+						 {250000000ull, 7, 1775000000ull, 10000}};
+	len = enc(&m);
+	assert_int_equal(dec(len, &out, &err), 0);
+	assert_int_equal(out.u.hello_ack.timing.heartbeat_ns, 250000000ull);
+	assert_int_equal(out.u.hello_ack.timing.miss, 7);
+	assert_int_equal(out.u.hello_ack.timing.lease_timeout_ns, 1775000000ull);
+	assert_int_equal(out.u.hello_ack.timing.skew_ppm, 10000);
+	/* The four fields close the payload, in table order, without the critical bit:
+	 * 12 + 6 + 12 + 8 bytes. */
+	pos = len - 38;
+	assert_int_equal(get_be16(frame + pos), 0x002b);
+	assert_int_equal(get_be16(frame + pos + 2), 8);
+	assert_int_equal(get_be64(frame + pos + 4), 250000000ull);
+	assert_int_equal(get_be16(frame + pos + 12), 0x002c);
+	assert_int_equal(get_be16(frame + pos + 14), 2);
+	assert_int_equal(get_be16(frame + pos + 16), 7);
+	assert_int_equal(get_be16(frame + pos + 18), 0x002d);
+	assert_int_equal(get_be64(frame + pos + 22), 1775000000ull);
+	assert_int_equal(get_be16(frame + pos + 30), 0x002e);
+	assert_int_equal(get_be16(frame + pos + 32), 4);
+	assert_int_equal(get_be32(frame + pos + 34), 10000);
+
+	/* An older box sends none: zero, and the frame is 38 bytes shorter. */
+	m.u.hello_ack.timing = (struct agent_lease_timing){0};
+	assert_int_equal(enc(&m), len - 38);
+	assert_int_equal(dec(len - 38, &out, &err), 0);
+	assert_int_equal(out.u.hello_ack.timing.heartbeat_ns, 0);
+	assert_int_equal(out.u.hello_ack.timing.miss, 0);
+
+	/* A rate bound of 100% or more is not a bound: refused by both sides. */
+	m.u.hello_ack.timing =
+		(struct agent_lease_timing){1000000000ull, 5, 5100000000ull, 1000000};
+	assert_int_equal(agent_proto_encode(&m, frame, sizeof(frame), &len), -EINVAL);
+	pos = raw_hdr(1, AGENT_MSG_HELLO_ACK, 1);
+	pos = raw_tlv(pos, 0x0001, "\x01", 1);
+	pos = raw_tlv(pos, 0x0002, "\x01", 1);
+	pos = raw_u64(pos, 0x0003, 1);
+	pos = raw_tlv(pos, 0x0004, "\x01", 1);
+	pos = raw_u64(pos, 0x0005, 1);
+	pos = raw_u32(pos, 0x002e, 1000000);
+	assert_int_equal(dec(pos, &out, &err), -EBADMSG);
+	assert_int_equal(err, AGENT_E_BAD_FIELD);
+}
+
+static void test_join_response_carries_timing_and_agent_port(void **state)
+{
+	struct agent_msg m, out;
+	enum agent_err err;
+	size_t len;
+
+	memset(&m, 0, sizeof(m));
+	make_pem(pem_b, 600, 'C');
+	m.version = 1;
+	m.type = AGENT_MSG_JOIN_RESPONSE;
+	m.u.join_resp.host_id = 2;
+	m.u.join_resp.epoch = 1;
+	m.u.join_resp.cert_pem = (struct agent_blob){(const uint8_t *)pem_b, 600};
+	m.u.join_resp.ca_pem = (struct agent_blob){(const uint8_t *)pem_b, 500};
+	m.u.join_resp.timing = (struct agent_lease_timing){500000000ull, 3, 1550000000ull, 10000};
+	m.u.join_resp.agent_port = 3261;
+	len = enc(&m);
+	assert_int_equal(dec(len, &out, &err), 0);
+	assert_int_equal(out.u.join_resp.agent_port, 3261);
+	assert_int_equal(out.u.join_resp.timing.miss, 3);
+	assert_int_equal(out.u.join_resp.timing.lease_timeout_ns, 1550000000ull);
+	/* The port is the last field: tag 0x2f, two bytes. */
+	assert_int_equal(get_be16(frame + len - 6), 0x002f);
+	assert_int_equal(get_be16(frame + len - 2), 3261);
+}
+
+/* Paging (agent-protocol.md, "Paging"): start_after and limit in VDISK_LIST, more (critical)
+ * and start_after in VDISK_LIST_END. */
+static void test_list_paging_fields(void **state)
+{
+	struct agent_msg m, out;
+	enum agent_err err;
+	size_t len, pos;
+
+	memset(&m, 0, sizeof(m));
+	m.version = 1;
+	m.type = AGENT_MSG_VDISK_LIST;
+	snprintf(m.u.vd_list.start_after, sizeof(m.u.vd_list.start_after), "%s",
+		 "0f6e2a59-7a43-4b4e-9d0e-4c3c2b1a0000");
+	m.u.vd_list.limit = 250;
+	len = enc(&m);
+	assert_int_equal(dec(len, &out, &err), 0);
+	assert_string_equal(out.u.vd_list.start_after, m.u.vd_list.start_after);
+	assert_int_equal(out.u.vd_list.limit, 250);
+	assert_string_equal(out.u.vd_list.pool, "");
+	/* Neither is required: an older agent's request is a whole list's first page. */
+	memset(&m.u.vd_list, 0, sizeof(m.u.vd_list));
+	len = enc(&m);
+	assert_int_equal(len, AGENT_PROTO_HDR_LEN);
+	assert_int_equal(dec(len, &out, &err), 0);
+	assert_int_equal(out.u.vd_list.limit, 0);
+
+	memset(&m, 0, sizeof(m));
+	m.version = 1;
+	m.type = AGENT_MSG_VDISK_LIST_END;
+	m.u.vd_end.count = 1000;
+	m.u.vd_end.more = 1;
+	snprintf(m.u.vd_end.start_after, sizeof(m.u.vd_end.start_after), "%s", "disk-0999");
+	len = enc(&m);
+	/* count (8 bytes), then more with the critical bit, then start_after. */
+	pos = AGENT_PROTO_HDR_LEN + 8;
+	assert_int_equal(get_be16(frame + pos), 0x8050);
+	assert_int_equal(frame[pos + 4], 1);
+	assert_int_equal(get_be16(frame + pos + 5), 0x004e);
+	assert_int_equal(dec(len, &out, &err), 0);
+	assert_int_equal(out.u.vd_end.more, 1);
+	assert_string_equal(out.u.vd_end.start_after, "disk-0999");
+	/* The last page: no more, no start_after, and the frame is what an older box sends. */
+	m.u.vd_end.more = 0;
+	m.u.vd_end.start_after[0] = '\0';
+	assert_int_equal(enc(&m), AGENT_PROTO_HDR_LEN + 8);
+	/* more without a place to start is refused on both sides. */
+	m.u.vd_end.more = 1;
+	assert_int_equal(agent_proto_encode(&m, frame, sizeof(frame), &len), -EINVAL);
+	pos = raw_hdr(1, AGENT_MSG_VDISK_LIST_END, 4);
+	pos = raw_u32(pos, 0x004c, 3);
+	pos = raw_tlv(pos, 0x8050, "\x01", 1);
+	assert_int_equal(dec(pos, &out, &err), -EBADMSG);
+	assert_int_equal(err, AGENT_E_MISSING_FIELD);
+	/* more is 0 or 1; 0 on the wire is out of range (absent means 0). */
+	pos = raw_hdr(1, AGENT_MSG_VDISK_LIST_END, 4);
+	pos = raw_u32(pos, 0x004c, 3);
+	pos = raw_tlv(pos, 0x8050, "\x02", 1);
+	assert_int_equal(dec(pos, &out, &err), -EBADMSG);
+	assert_int_equal(err, AGENT_E_BAD_FIELD);
+	/* A limit of 0 is not a limit. */
+	pos = raw_hdr(1, AGENT_MSG_VDISK_LIST, 4);
+	pos = raw_u32(pos, 0x004f, 0);
+	assert_int_equal(dec(pos, &out, &err), -EBADMSG);
+	assert_int_equal(err, AGENT_E_BAD_FIELD);
+}
+
 static void test_error_text_is_cut_and_made_printable(void **state)
 {
 	struct agent_msg m;
@@ -776,6 +950,9 @@ int main(void)
 		cmocka_unit_test(test_catalog_messages_round_trip),
 		cmocka_unit_test(test_vdisk_info_fields_are_where_the_document_says),
 		cmocka_unit_test(test_catalog_negative_cases),
+		cmocka_unit_test(test_hello_ack_carries_the_box_lease_timing),
+		cmocka_unit_test(test_join_response_carries_timing_and_agent_port),
+		cmocka_unit_test(test_list_paging_fields),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

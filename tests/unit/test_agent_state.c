@@ -68,6 +68,36 @@ static void test_state_round_trips_through_the_folder_with_mode_0600(void **stat
 	rmdir(dir);
 }
 
+static void test_state_keeps_the_box_lease_timing(void **state)
+{
+	struct agent_state a = sample(), b;
+	char buf[1024];
+	int n;
+
+	a.timing = (struct agent_lease_timing){500000000ull, 3, 1550000000ull, 10000};
+	n = agent_state_format(&a, buf, sizeof(buf));
+	assert_true(n > 0);
+	assert_non_null(strstr(buf, "box_miss 3\n"));
+	assert_int_equal(agent_state_parse(buf, (size_t)n, &b), 0);
+	assert_memory_equal(&a, &b, sizeof(a));
+	/* A state file of an older agent has none: all zero. */
+	assert_int_equal(parse("host_id 7\nepoch 3\nname kvm1\nbox_name b\n", &b), 0);
+	assert_int_equal(b.timing.heartbeat_ns, 0);
+	/* Half a timing, a zero or an impossible rate is damage. */
+	assert_int_equal(parse("host_id 7\nepoch 3\nname kvm1\nbox_name b\nbox_miss 3\n", &b),
+			 -EBADMSG);
+	assert_int_equal(parse("host_id 7\nepoch 3\nname kvm1\nbox_name b\nbox_heartbeat_ns 0\n"
+			       "box_miss 3\nbox_lease_timeout_ns 9\nbox_skew_ppm 1\n",
+			       &b),
+			 -EBADMSG);
+	assert_int_equal(parse("host_id 7\nepoch 3\nname kvm1\nbox_name b\nbox_heartbeat_ns 1\n"
+			       "box_miss 3\nbox_lease_timeout_ns 9\nbox_skew_ppm 1000000\n",
+			       &b),
+			 -EBADMSG);
+	a.timing.skew_ppm = 0;
+	assert_int_equal(agent_state_format(&a, buf, sizeof(buf)), -EINVAL);
+}
+
 static void test_state_without_box_address_is_accepted(void **state)
 {
 	struct agent_state st;
@@ -283,6 +313,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_state_round_trips_through_text),
+		cmocka_unit_test(test_state_keeps_the_box_lease_timing),
 		cmocka_unit_test(test_state_round_trips_through_the_folder_with_mode_0600),
 		cmocka_unit_test(test_state_without_box_address_is_accepted),
 		cmocka_unit_test(test_state_comments_and_blanks_are_skipped),

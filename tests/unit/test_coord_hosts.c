@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "csv-coord/coord_hosts.h"
 
@@ -74,6 +75,7 @@ static void test_dump_and_parse_keep_membership_and_epochs(void **state)
 	h = enrol(&t, "h1", 1);
 	h->epoch = 7;
 	h->fenced = true;
+	h->started = true;
 	h->lease.state = LEASE_LIVE; /* runtime: not persisted */
 	h = enrol(&t, "h2", 2);
 	h->removed = true;
@@ -91,6 +93,33 @@ static void test_dump_and_parse_keep_membership_and_epochs(void **state)
 	assert_memory_equal(u.h[0].fp, t.h[0].fp, TLS_FINGERPRINT_LEN);
 	assert_true(u.h[1].removed);
 	assert_int_equal(u.h[1].votes, 3);
+	/* Whether the host's agent ever ran (its lease starts with its first heartbeat). */
+	assert_true(u.h[0].started);
+	assert_false(u.h[1].started);
+}
+
+/* A table written before "started" existed may hold running hosts: they count as started,
+ * so a restarted box grants them a lease and fences one that does not come back. */
+static void test_a_table_without_started_counts_hosts_as_started(void **state)
+{
+	struct coord_hosts t, u;
+	json_t *root;
+	char *text;
+
+	coord_hosts_init(&t);
+	enrol(&t, "h1", 1);
+	assert_int_equal(coord_hosts_dump(&t, &text), 0);
+	root = json_loads(text, 0, NULL);
+	free(text);
+	assert_non_null(root);
+	assert_int_equal(
+		json_object_del(json_array_get(json_object_get(root, "hosts"), 0), "started"), 0);
+	text = json_dumps(root, 0);
+	json_decref(root);
+	assert_null(strstr(text, "started"));
+	assert_int_equal(coord_hosts_parse(&u, text, strlen(text)), 0);
+	assert_true(u.h[0].started);
+	free(text);
 }
 
 static void test_parse_refuses_damaged_tables(void **state)
@@ -174,6 +203,7 @@ int main(void)
 		cmocka_unit_test(test_removed_host_is_not_found_by_fingerprint),
 		cmocka_unit_test(test_never_enrolled_host_is_not_found_by_zero_fingerprint),
 		cmocka_unit_test(test_dump_and_parse_keep_membership_and_epochs),
+		cmocka_unit_test(test_a_table_without_started_counts_hosts_as_started),
 		cmocka_unit_test(test_parse_refuses_damaged_tables),
 		cmocka_unit_test(test_parse_refuses_two_live_hosts_with_one_certificate),
 		cmocka_unit_test(test_save_then_load_round_trips_with_mode_0600),

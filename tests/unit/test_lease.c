@@ -81,6 +81,48 @@ static void test_join_grants_a_lease_that_runs_out_without_heartbeats(void **sta
 	assert_int_equal(h.state, LEASE_LOST);
 }
 
+static void test_an_enrolled_host_holds_no_lease_until_its_first_heartbeat(void **state)
+{
+	struct lease_config c = defcfg();
+	struct lease_host h;
+	int64_t t0 = 1000 * S, until;
+
+	lease_host_enrol(&h, 7, 1, t0);
+	assert_int_equal(h.state, LEASE_ENROLLED);
+	assert_false(lease_holds(&h, &c, t0));
+	/* Nothing runs out: a host that never ran is never declared lost, however long. */
+	assert_int_equal(lease_tick(&h, &c, t0 + 3600 * S), 0);
+	assert_int_equal(h.state, LEASE_ENROLLED);
+	/* Its first heartbeat, an hour later, starts the lease from then under epoch 1. */
+	assert_int_equal(lease_renew(&h, &c, 2, 1, 0, t0 + 3600 * S, &until), -ESTALE);
+	assert_int_equal(lease_renew(&h, &c, 1, 1, 0, t0 + 3600 * S, &until), 0);
+	assert_int_equal(h.state, LEASE_LIVE);
+	assert_int_equal(h.epoch, 1);
+	assert_int_equal(until, t0 + 3600 * S + lease_box_timeout_ns(&c));
+	/* From then on it is an ordinary lease. */
+	assert_int_equal(lease_tick(&h, &c, until), 0);
+	assert_int_equal(lease_tick(&h, &c, until + 1), 1);
+	/* An enrolled host is not fenced, so it has nothing to rejoin from. */
+	lease_host_enrol(&h, 7, 1, t0);
+	assert_int_equal(lease_rejoin(&h, 2, t0), -EINVAL);
+}
+
+static void test_fence_limit_is_inequality_4(void **state)
+{
+	struct lease_config c = defcfg();
+	int64_t L = lease_box_timeout_ns(&c), K = lease_fence_budget_ns(&c);
+	int64_t f = lease_agent_fence_limit_ns(L, K, LEASE_SKEW_PPM);
+
+	/* 0.99 * (5.1 s / 1.01 - 1 s) = 4.00900990... s, rounded down. */
+	assert_true(f >= 4009009900 && f <= 4009009901);
+	/* The formula's F sits below the limit with today's L (the margin of (5)). */
+	assert_true(lease_agent_fence_after_ns(&c) < f);
+	assert_int_equal(lease_agent_fence_after_ppm_ns(&c, LEASE_SKEW_PPM),
+			 lease_agent_fence_after_ns(&c));
+	/* A budget larger than L/(1+rho) leaves no F at all. */
+	assert_true(lease_agent_fence_limit_ns(S, 2 * S, LEASE_SKEW_PPM) < 0);
+}
+
 static void test_heartbeat_renews_the_lease(void **state)
 {
 	struct lease_config c = defcfg();
@@ -425,6 +467,8 @@ int main(void)
 		cmocka_unit_test(test_config_check_rejects_out_of_bounds),
 		cmocka_unit_test(test_join_grants_a_lease_that_runs_out_without_heartbeats),
 		cmocka_unit_test(test_heartbeat_renews_the_lease),
+		cmocka_unit_test(test_an_enrolled_host_holds_no_lease_until_its_first_heartbeat),
+		cmocka_unit_test(test_fence_limit_is_inequality_4),
 		cmocka_unit_test(test_lease_holds_at_the_boundary_and_is_lost_one_ns_later),
 		cmocka_unit_test(test_heartbeat_after_expiry_is_refused_and_declares_lost),
 		cmocka_unit_test(test_stale_epoch_is_refused),
