@@ -57,10 +57,10 @@ struct catalog_dir {
 	int rc;
 };
 
-/* Make every file (O_EXCL, sparse at its size) and make it and the folders durable: when a
- * file's rc and its folder's rc are 0, both its contents and its name are on the disk. The
- * fsyncs run in parallel. A file that was made but failed is unlinked; a name that already
- * existed is left alone (-EEXIST). */
+/* Make every file (O_EXCL, sparse at its size) and fsync each folder once: when a file's rc
+ * and its folder's rc are 0, its name and inode are on the disk (its length may need the
+ * repair at open; catalog_files.c says why). A file that was made but failed is unlinked; a
+ * name that already existed is left alone (-EEXIST). */
 void catalog_files_make(struct catalog_file *files, size_t nfiles, struct catalog_dir *dirs,
 			size_t ndirs);
 

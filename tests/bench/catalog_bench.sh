@@ -12,7 +12,8 @@ BUILD=$(cd "${1:?usage: $0 BUILD_DIR [DISKS_PER_CONNECTION]}" && pwd)
 . "$HF_LIB_DIR/cluster_lib.sh"
 DISKS=${2:-200}
 CONNS=${HF_BENCH_CONNS:-1 8}
-BENCH_PY=$(cd "$(dirname "$0")" && pwd)/catalog_bench.py
+LOAD=$BUILD/tests/catalog_load
+[ -x "$LOAD" ] || hf_die "build catalog_load first ($LOAD)"
 
 HB=200
 MISS=10
@@ -43,7 +44,7 @@ FS=$(df -PT "$HF_WORK/pool1" | awk 'NR == 2 { print $2 " on " $7 }')
 hf_log "catalog bench: $DISKS disks per connection, 1 MiB each, pool on $FS"
 rc=0
 for c in $CONNS; do
-	python3 "$BENCH_PY" "$SOCK" pool1 --conns "$c" --disks "$DISKS" --tag "c$c" \
+	"$LOAD" "$SOCK" pool1 --conns "$c" --disks "$DISKS" --tag "c$c" \
 		>"$HF_WORK/bench-$c.out" || rc=1
 	grep -v '^{' "$HF_WORK/bench-$c.out"
 done
