@@ -153,3 +153,28 @@ PY
 cl_event_ms() {
 	cl_q "[e['time_ms'] for e in s['events'] if e['kind'] == '$1' and e['host'] == '$2'][${3:--1}]"
 }
+
+# cl_bring_up HOST IQN [PIDVAR]: enrol HOST (state folder $HF_WORK/HOST) through the join port
+# 127.0.0.1:$JPORT with a fresh token and the CA fingerprint $FP, run its agent against
+# 127.0.0.1:$APORT with $HB/$MISS (log $HF_WORK/agent-HOST.log), and wait until the box holds
+# it live. PIDVAR (default CL_AGENT_PID) receives the agent's pid.
+cl_bring_up() {
+	local out
+	out=$(cl_join "127.0.0.1:$JPORT" "$(cl_token 60)" "$FP" "$1" "$2" "$HF_WORK/$1") ||
+		hf_die "join of $1 failed: $out"
+	cl_run_agent "${3:-CL_AGENT_PID}" "$HF_WORK/$1" "127.0.0.1:$APORT" "$HB" "$MISS" \
+		"$HF_WORK/$1.fenced" "$HF_WORK/agent-$1.log"
+	cl_wait_q "h['$1']['state'] == 'live'" 10 || hf_die "$1 did not become live"
+}
+
+# cl_vd ARGS...: holdfastctl --json ARGS; the answer goes to $HF_WORK/last.json (stderr to
+# last.err) and is logged; returns (and leaves in VD_RC) holdfastctl's exit status.
+cl_vd() {
+	cl_ctl --json "$@" >"$HF_WORK/last.json" 2>"$HF_WORK/last.err"
+	VD_RC=$?
+	hf_log "holdfastctl $* -> $VD_RC: $(tr -d '\n ' <"$HF_WORK/last.json" | cut -c1-300)"
+	return $VD_RC
+}
+
+# cl_j EXPR: evaluate a Python expression over the last answer cl_vd kept (bound to r).
+cl_j() { python3 -c "import json,sys; r=json.load(open('$HF_WORK/last.json')); print($1)"; }

@@ -104,20 +104,12 @@ cl_check "B: quorate once every host has joined once" \
 cl_check "B: a 'quorum gained' event" cl_true "any(e['kind'] == 'quorum_gained' for e in s['events'])"
 cl_check "B: the join is logged before the quorum gain it caused" \
 	cl_true "(lambda k: k.index(('joined', 'h3')) < k.index(('quorum_gained', '')))([(e['kind'], e['host']) for e in s['events']])"
-# A shared volume owned by h1, made while the cluster is quorate, to try to move later.
-j() { python3 -c "import json,sys; r=json.load(open('$HF_WORK/last.json')); print($1)"; }
-vd() {
-	cl_ctl --json "$@" >"$HF_WORK/last.json" 2>"$HF_WORK/last.err"
-	VD_RC=$?
-	hf_log "holdfastctl $* -> $VD_RC: $(tr -d '\n ' <"$HF_WORK/last.json" | cut -c1-160)"
-	return $VD_RC
-}
 mkdir -p "$HF_WORK/pool-q"
-cl_check "B: a pool while quorate" vd pool add poolq "$HF_WORK/pool-q"
-cl_check "B: a disk while quorate" vd vdisk create poolq vq 16M
-VQ=$(j "r['vdisk']['id']")
-vd vdisk attach "$VQ" h1 --epoch 1
-cl_check "B: h1 owns the disk under epoch 2" [ "$(j "(r['vdisk']['owner'], r['vdisk']['epoch'])")" = "('h1', 2)" ]
+cl_check "B: a pool while quorate" cl_vd pool add poolq "$HF_WORK/pool-q"
+cl_check "B: a disk while quorate" cl_vd vdisk create poolq vq 16M
+VQ=$(cl_j "r['vdisk']['id']")
+cl_vd vdisk attach "$VQ" h1 --epoch 1
+cl_check "B: h1 owns the disk under epoch 2" [ "$(cl_j "(r['vdisk']['owner'], r['vdisk']['epoch'])")" = "('h1', 2)" ]
 lose three h3
 hf_log "B: h3 lost: $(votes)"
 cl_check "B: losing one host leaves it quorate (3 of 4; wait_for_all is not applied again)" \
@@ -133,15 +125,15 @@ hf_log "B: events: $(cl_q "[(e['kind'], e['host']) for e in s['events']]")"
 
 # No ownership change without quorum: the coordinator refuses to move the disk (h1 still
 # holds its lease, so only quorum stands in the way) and to make a new one.
-vd vdisk transfer "$VQ" h1 h1 --epoch 2 || true
+cl_vd vdisk transfer "$VQ" h1 h1 --epoch 2 || true
 cl_check "B: a transfer is refused while not quorate (no_quorum)" \
-	[ "$VD_RC" = 1 -a "$(j "r.get('code')")" = no_quorum ]
-vd vdisk create poolq vq2 16M || true
+	[ "$VD_RC" = 1 -a "$(cl_j "r.get('code')")" = no_quorum ]
+cl_vd vdisk create poolq vq2 16M || true
 cl_check "B: a create is refused while not quorate (no_quorum)" \
-	[ "$VD_RC" = 1 -a "$(j "r.get('code')")" = no_quorum ]
-vd vdisk list
+	[ "$VD_RC" = 1 -a "$(cl_j "r.get('code')")" = no_quorum ]
+cl_vd vdisk list
 cl_check "B: the disk is still h1's under epoch 2" \
-	[ "$(j "[(v['owner'], v['epoch']) for v in r['vdisks'] if v['id'] == '$VQ']")" = "[('h1', 2)]" ]
+	[ "$(cl_j "[(v['owner'], v['epoch']) for v in r['vdisks'] if v['id'] == '$VQ']")" = "[('h1', 2)]" ]
 cl_check "B: the surviving host h1 keeps its lease without quorum" cl_true "h['h1']['state'] == 'live'"
 
 [ "$cl_fail" = 0 ] || hf_die "cluster quorum: failures above; logs in $HF_WORK"

@@ -74,26 +74,19 @@ cl_run_agent apid "$HF_WORK/h1" "127.0.0.1:$APORT" "$HB" "$MISS" "$HF_WORK/h1.fe
 cl_wait_q "h['h1']['state'] == 'live'" 10 || hf_die "h1 did not become live"
 cl_wait_q "s['quorum']['quorate']" 10 || hf_die "not quorate"
 
-j() { python3 -c "import json,sys; r=json.load(open('$HF_WORK/last.json')); print($1)"; }
-vd() {
-	cl_ctl --json "$@" >"$HF_WORK/last.json" 2>"$HF_WORK/last.err"
-	VD_RC=$?
-	hf_log "holdfastctl $* -> $VD_RC: $(tr -d '\n ' <"$HF_WORK/last.json" | cut -c1-240)"
-	return $VD_RC
-}
 pool_alert() { # pool_alert: print the pool's alert flag from pool list (True/False)
-	vd pool list >/dev/null && j "[p['alert'] for p in r['pools'] if p['name'] == 'tiny'][0]"
+	cl_vd pool list >/dev/null && cl_j "[p['alert'] for p in r['pools'] if p['name'] == 'tiny'][0]"
 }
 events() { # events KIND: how many events of that kind name the pool
 	cl_q "len([e for e in s['events'] if e['kind'] == '$1' and 'pool tiny:' in e['text']])"
 }
 event_text() { cl_q "[e['text'] for e in s['events'] if e['kind'] == '$1'][-1]"; }
 
-hf_check "pool add (alert at 25 %)" vd pool add tiny "$FS/pool" --alert 25
-hf_check "vdisk create: thin, 128 MiB on a 48 MiB filesystem" vd vdisk create tiny big 128M
-ID=$(j "r['vdisk']['id']")
-LUN=$(j "r['vdisk']['lun']")
-hf_check "attach to h1" vd vdisk attach "$ID" h1 --epoch 1
+hf_check "pool add (alert at 25 %)" cl_vd pool add tiny "$FS/pool" --alert 25
+hf_check "vdisk create: thin, 128 MiB on a 48 MiB filesystem" cl_vd vdisk create tiny big 128M
+ID=$(cl_j "r['vdisk']['id']")
+LUN=$(cl_j "r['vdisk']['lun']")
+hf_check "attach to h1" cl_vd vdisk attach "$ID" h1 --epoch 1
 URL=iscsi://127.0.0.1:$PORT/$CL_IQN/$LUN
 
 writer() { # writer NAME ARGS...: pool_writer from h1's initiator; output in NAME.out

@@ -36,25 +36,10 @@ cl_config "$HF_WORK/box.conf" "$HF_WORK/data" 127.0.0.1 "$PORT" "$APORT" "$JPORT
 cl_start_box "$HF_WORK/box.conf" "$LOG" "$PORT"
 hf_wait_port "$JPORT" "$CL_SID" "$LOG"
 FP=$(cl_ca_sha256)
-bring_up() { # bring_up HOST IQN PIDVAR
-	local out
-	out=$(cl_join "127.0.0.1:$JPORT" "$(cl_token 60)" "$FP" "$1" "$2" "$HF_WORK/$1") ||
-		hf_die "join of $1 failed: $out"
-	cl_run_agent "$3" "$HF_WORK/$1" "127.0.0.1:$APORT" "$HB" "$MISS" "$HF_WORK/$1.fenced" \
-		"$HF_WORK/agent-$1.log"
-	cl_wait_q "h['$1']['state'] == 'live'" 10 || hf_die "$1 did not become live"
-}
-bring_up h1 "$I1" A1
-bring_up h2 "$I2" A2
+cl_bring_up h1 "$I1" A1
+cl_bring_up h2 "$I2" A2
 cl_wait_q "s['quorum']['quorate']" 10 || hf_die "not quorate"
 
-j() { python3 -c "import json,sys; r=json.load(open('$HF_WORK/last.json')); print($1)"; }
-vd() {
-	cl_ctl --json "$@" >"$HF_WORK/last.json" 2>"$HF_WORK/last.err"
-	VD_RC=$?
-	hf_log "holdfastctl $* -> $VD_RC: $(tr -d '\n ' <"$HF_WORK/last.json" | cut -c1-200)"
-	return $VD_RC
-}
 # io NAME IQN LUN RW: one second of 4 KiB I/O; the output is kept in NAME.out.
 io() {
 	"$LOADGEN" "iscsi://127.0.0.1:$PORT/$CL_IQN/$3" --initiator "$2" --rw "$4" --bs 4096 \
@@ -68,16 +53,16 @@ child_pid() { grep -o "started $1 (pid [0-9]*" "$LOG" | tail -1 | grep -o '[0-9]
 target_runs() { grep -c 'started target (pid' "$LOG"; }
 
 mkdir -p "$HF_WORK/pool1"
-vd pool add pool1 "$HF_WORK/pool1" >/dev/null || hf_die "pool add"
-vd vdisk create pool1 d1 32M || hf_die "create d1"
-D1=$(j "r['vdisk']['id']")
-L1=$(j "r['vdisk']['lun']")
-vd vdisk create pool1 d2 32M || hf_die "create d2"
-D2=$(j "r['vdisk']['id']")
-L2=$(j "r['vdisk']['lun']")
-vd vdisk attach "$D1" h1 --epoch 1 || hf_die "attach d1 h1"
-vd vdisk attach "$D2" h2 --epoch 1 || hf_die "attach d2 h2"
-vd vdisk attach "$D2" h1 --epoch 2 || hf_die "attach d2 h1"
+cl_vd pool add pool1 "$HF_WORK/pool1" >/dev/null || hf_die "pool add"
+cl_vd vdisk create pool1 d1 32M || hf_die "create d1"
+D1=$(cl_j "r['vdisk']['id']")
+L1=$(cl_j "r['vdisk']['lun']")
+cl_vd vdisk create pool1 d2 32M || hf_die "create d2"
+D2=$(cl_j "r['vdisk']['id']")
+L2=$(cl_j "r['vdisk']['lun']")
+cl_vd vdisk attach "$D1" h1 --epoch 1 || hf_die "attach d1 h1"
+cl_vd vdisk attach "$D2" h2 --epoch 1 || hf_die "attach d2 h2"
+cl_vd vdisk attach "$D2" h1 --epoch 2 || hf_die "attach d2 h1"
 
 io before-h1-d1 "$I1" "$L1" randwrite
 hf_check "before: the owner h1 writes d1" clean before-h1-d1
@@ -119,10 +104,10 @@ cl_wait_q "s['target']['logins'] == 'open' and s['target']['generation'] == 2" 1
 hf_log "coord: $(grep -o 'target run 2: fences and LUNs given.*' "$LOG" | tail -1)"
 hf_ctl "$SOCK" '{"cmd":"fences"}' >"$HF_WORK/last.json"
 hf_check "the fence of h2 is back at the target" \
-	[ "$(j "[(f['host'], f['fenced']) for f in r['fences']]")" = "[('h2', True)]" ]
-vd luns
+	[ "$(cl_j "[(f['host'], f['fenced']) for f in r['fences']]")" = "[('h2', True)]" ]
+cl_vd luns
 hf_check "d1 and d2 are exported again" \
-	[ "$(j "sorted(l['id'] for t in r['targets'] for l in t['luns'])")" = "[0, $L1, $L2]" ]
+	[ "$(cl_j "sorted(l['id'] for t in r['targets'] for l in t['luns'])")" = "[0, $L1, $L2]" ]
 io after-h1-d1 "$I1" "$L1" randwrite
 hf_check "after: the owner h1 writes d1" clean after-h1-d1
 io after-h1-d2 "$I1" "$L2" randwrite
@@ -136,20 +121,20 @@ hf_check "after: the fenced h2 still cannot log in" refused_login after-h2-d2
 TARGET=$(child_pid target)
 kill -STOP "$TARGET"
 t0=$(date +%s%N)
-vd vdisk transfer "$D1" h1 none --epoch 2 || true
+cl_vd vdisk transfer "$D1" h1 none --epoch 2 || true
 t1=$(date +%s%N)
 kill -CONT "$TARGET"
 hf_log "the answer took $(((t1 - t0) / 1000000)) ms"
 hf_check "holdfastctl exits 4 (not applied)" [ "$VD_RC" = 4 ]
 hf_check "the answer has code not_applied and the catalog's epoch 3" \
-	[ "$(j "(r['code'], r['epoch'], r['vdisk']['epoch'], r['vdisk']['owner'])")" = "('not_applied', 3, 3, None)" ]
+	[ "$(cl_j "(r['code'], r['epoch'], r['vdisk']['epoch'], r['vdisk']['owner'])")" = "('not_applied', 3, 3, None)" ]
 hf_check "the text says it is committed and retried" \
 	grep -q 'committed in the catalog at epoch 3; not yet applied at the target' "$HF_WORK/last.json"
 for _ in $(seq 100); do
-	vd vdisk show "$D1" >/dev/null && [ "$(j "r['vdisk']['exported']")" = True ] && break
+	cl_vd vdisk show "$D1" >/dev/null && [ "$(cl_j "r['vdisk']['exported']")" = True ] && break
 	sleep 0.1
 done
-hf_check "the target took the change once it ran again" [ "$(j "r['vdisk']['exported']")" = True ]
+hf_check "the target took the change once it ran again" [ "$(cl_j "r['vdisk']['exported']")" = True ]
 io late-h1-d1 "$I1" "$L1" randwrite
 hf_check "h1, no longer the owner, gets RESERVATION CONFLICT on d1" conflict late-h1-d1
 ANS=$(hf_ctl "$SOCK" '{"cmd":"logins_open"}')

@@ -29,54 +29,37 @@ cl_start_box "$HF_WORK/box.conf" "$LOG" "$PORT"
 hf_wait_port "$JPORT" "$CL_SID" "$LOG"
 FP=$(cl_ca_sha256)
 
-bring_up() { # bring_up HOST IQN
-	local out pid
-	out=$(cl_join "127.0.0.1:$JPORT" "$(cl_token 60)" "$FP" "$1" "$2" "$HF_WORK/$1") ||
-		hf_die "join of $1 failed: $out"
-	cl_run_agent pid "$HF_WORK/$1" "127.0.0.1:$APORT" "$HB" "$MISS" "$HF_WORK/$1.fenced" \
-		"$HF_WORK/agent-$1.log"
-	cl_wait_q "h['$1']['state'] == 'live'" 10 || hf_die "$1 did not become live"
-}
-bring_up h1 "$I1"
-bring_up h2 "$I2"
+cl_bring_up h1 "$I1"
+cl_bring_up h2 "$I2"
 cl_wait_q "s['quorum']['quorate']" 10 || hf_die "not quorate"
 
-# j EXPR: evaluate a Python expression over the last JSON answer (bound to r).
-j() { python3 -c "import json,sys; r=json.load(open('$HF_WORK/last.json')); print($1)"; }
-# vd ARGS...: holdfastctl --json ARGS; the answer goes to last.json, the exit status is kept.
-vd() {
-	cl_ctl --json "$@" >"$HF_WORK/last.json" 2>"$HF_WORK/last.err"
-	VD_RC=$?
-	hf_log "holdfastctl $* -> $VD_RC: $(tr -d '\n ' <"$HF_WORK/last.json" | cut -c1-200)"
-	return $VD_RC
-}
 refused() { # refused CODE: the last answer was an error with that code, exit status 1
-	[ "$VD_RC" = 1 ] && [ "$(j "r.get('code')")" = "$1" ]
+	[ "$VD_RC" = 1 ] && [ "$(cl_j "r.get('code')")" = "$1" ]
 }
 
 mkdir -p "$HF_WORK/pool1"
-hf_check "pool add" vd pool add pool1 "$HF_WORK/pool1" --alert 5
-vd pool list
-hf_check "pool list shows the pool" [ "$(j "[p['name'] for p in r['pools']]")" = "['pool1']" ]
+hf_check "pool add" cl_vd pool add pool1 "$HF_WORK/pool1" --alert 5
+cl_vd pool list
+hf_check "pool list shows the pool" [ "$(cl_j "[p['name'] for p in r['pools']]")" = "['pool1']" ]
 
-hf_check "vdisk create" vd vdisk create pool1 disk1 32M
-ID=$(j "r['vdisk']['id']")
-LUN=$(j "r['vdisk']['lun']")
+hf_check "vdisk create" cl_vd vdisk create pool1 disk1 32M
+ID=$(cl_j "r['vdisk']['id']")
+LUN=$(cl_j "r['vdisk']['lun']")
 hf_check "the new disk has epoch 1, no owner, a LUN other than the configured 0" \
-	[ "$(j "(r['vdisk']['epoch'], r['vdisk']['owner'], r['vdisk']['lun'] > 0)")" = "(1, None, True)" ]
+	[ "$(cl_j "(r['vdisk']['epoch'], r['vdisk']['owner'], r['vdisk']['lun'] > 0)")" = "(1, None, True)" ]
 URL=iscsi://127.0.0.1:$PORT/$CL_IQN/$LUN
 hf_check "the LUN is exported when create answers" \
 	bash -c "iscsi-ls -s -i $I1 iscsi://127.0.0.1:$PORT 2>/dev/null | grep -q 'Lun:$LUN '"
 hf_check "a host outside the cluster does not see it" \
 	bash -c "! iscsi-ls -s -i iqn.2026-11.org.holdfast:outsider iscsi://127.0.0.1:$PORT 2>/dev/null | grep -q 'Lun:$LUN '"
 
-vd vdisk attach "$ID" h1 --epoch 7 || true
+cl_vd vdisk attach "$ID" h1 --epoch 7 || true
 hf_check "attach with a stale epoch is refused" refused stale_epoch
-hf_check "attach to h1 (epoch 1)" vd vdisk attach "$ID" h1 --epoch 1
+hf_check "attach to h1 (epoch 1)" cl_vd vdisk attach "$ID" h1 --epoch 1
 hf_check "attaching an unowned disk makes h1 the owner under epoch 2" \
-	[ "$(j "(r['vdisk']['owner'], r['vdisk']['epoch'], r['vdisk']['hosts'])")" = "('h1', 2, ['h1'])" ]
-hf_check "attach h2 too (read access, the owner stays)" vd vdisk attach "$ID" h2 --epoch 2
-hf_check "h1 still owns it" [ "$(j "(r['vdisk']['owner'], r['vdisk']['epoch'])")" = "('h1', 2)" ]
+	[ "$(cl_j "(r['vdisk']['owner'], r['vdisk']['epoch'], r['vdisk']['hosts'])")" = "('h1', 2, ['h1'])" ]
+hf_check "attach h2 too (read access, the owner stays)" cl_vd vdisk attach "$ID" h2 --epoch 2
+hf_check "h1 still owns it" [ "$(cl_j "(r['vdisk']['owner'], r['vdisk']['epoch'])")" = "('h1', 2)" ]
 
 load() { # load NAME IQN RW
 	"$LOADGEN" "$URL" --initiator "$2" --rw "$3" --bs 4096 --qd 4 --seconds 1 \
@@ -96,15 +79,15 @@ hf_check "h2's writes get RESERVATION CONFLICT" conflict h2-write
 cap() { iscsi-readcapacity16 -i "$1" "$URL" 2>/dev/null | awk -F: '/Total size/ { print $2 + 0 }'; }
 CAP0=$(cap "$I1")
 hf_check "READ CAPACITY from h1 shows 32 MiB" [ "$CAP0" = $((32 << 20)) ]
-vd vdisk extend "$ID" 64M --epoch 1 || true
+cl_vd vdisk extend "$ID" 64M --epoch 1 || true
 hf_check "extend with a stale epoch is refused (stale_epoch)" refused stale_epoch
-hf_check "extend to 64M" vd vdisk extend "$ID" 64M --epoch 2
-hf_check "the catalog has the new size" [ "$(j "r['vdisk']['size']")" = $((64 << 20)) ]
+hf_check "extend to 64M" cl_vd vdisk extend "$ID" 64M --epoch 2
+hf_check "the catalog has the new size" [ "$(cl_j "r['vdisk']['size']")" = $((64 << 20)) ]
 hf_check "READ CAPACITY from h1 shows 64 MiB" [ "$(cap "$I1")" = $((64 << 20)) ]
-hf_check "the backing file is 64 MiB" [ "$(stat -c %s "$(j "r['vdisk']['path']")")" = $((64 << 20)) ]
+hf_check "the backing file is 64 MiB" [ "$(stat -c %s "$(cl_j "r['vdisk']['path']")")" = $((64 << 20)) ]
 
-hf_check "transfer h1 -> h2 (epoch 2 -> 3)" vd vdisk transfer "$ID" h1 h2 --epoch 2
-hf_check "h2 owns it under epoch 3" [ "$(j "(r['vdisk']['owner'], r['vdisk']['epoch'])")" = "('h2', 3)" ]
+hf_check "transfer h1 -> h2 (epoch 2 -> 3)" cl_vd vdisk transfer "$ID" h1 h2 --epoch 2
+hf_check "h2 owns it under epoch 3" [ "$(cl_j "(r['vdisk']['owner'], r['vdisk']['epoch'])")" = "('h2', 3)" ]
 load h2-write2 "$I2" randwrite
 hf_check "the new owner h2 writes" clean h2-write2
 load h1-write2 "$I1" randwrite
@@ -112,41 +95,41 @@ hf_check "the old owner h1's writes get RESERVATION CONFLICT" conflict h1-write2
 load h1-read2 "$I1" randread
 hf_check "h1 still reads" clean h1-read2
 
-vd vdisk transfer "$ID" h2 h1 --epoch 2 || true
+cl_vd vdisk transfer "$ID" h2 h1 --epoch 2 || true
 hf_check "a stale-epoch transfer is refused" refused stale_epoch
-grep -q 'epoch' "$HF_WORK/last.json" && hf_log "  $(j "r['error']")"
-vd vdisk transfer "$ID" h1 h2 --epoch 3 || true
+grep -q 'epoch' "$HF_WORK/last.json" && hf_log "  $(cl_j "r['error']")"
+cl_vd vdisk transfer "$ID" h1 h2 --epoch 3 || true
 hf_check "a transfer from a host that is not the owner is refused" refused not_owner
 load h2-write3 "$I2" randwrite
 hf_check "after the refused transfers h2 still writes" clean h2-write3
 
-vd vdisk delete "$ID" --epoch 3 || true
+cl_vd vdisk delete "$ID" --epoch 3 || true
 hf_check "delete while owned and attached is refused" refused busy
 hf_check "the LUN is still there after the refused delete" \
 	bash -c "iscsi-ls -s -i $I1 iscsi://127.0.0.1:$PORT 2>/dev/null | grep -q 'Lun:$LUN '"
 
-hf_check "detach h1" vd vdisk detach "$ID" h1 --epoch 3
-hf_check "detach h2, the owner: it gives the disk up (epoch 4)" vd vdisk detach "$ID" h2 --epoch 3
+hf_check "detach h1" cl_vd vdisk detach "$ID" h1 --epoch 3
+hf_check "detach h2, the owner: it gives the disk up (epoch 4)" cl_vd vdisk detach "$ID" h2 --epoch 3
 hf_check "nobody owns it, nobody is attached, epoch 4" \
-	[ "$(j "(r['vdisk']['owner'], r['vdisk']['epoch'], r['vdisk']['hosts'])")" = "(None, 4, [])" ]
+	[ "$(cl_j "(r['vdisk']['owner'], r['vdisk']['epoch'], r['vdisk']['hosts'])")" = "(None, 4, [])" ]
 load h2-write4 "$I2" randwrite
 hf_check "after the detach h2's writes get RESERVATION CONFLICT" conflict h2-write4
 
-vd vdisk list pool1
-hf_check "vdisk list shows the disk" [ "$(j "[v['name'] for v in r['vdisks']]")" = "['disk1']" ]
-hf_check "delete" vd vdisk delete "$ID" --epoch 4
+cl_vd vdisk list pool1
+hf_check "vdisk list shows the disk" [ "$(cl_j "[v['name'] for v in r['vdisks']]")" = "['disk1']" ]
+hf_check "delete" cl_vd vdisk delete "$ID" --epoch 4
 hf_check "the LUN is gone" \
 	bash -c "! iscsi-ls -s -i $I1 iscsi://127.0.0.1:$PORT 2>/dev/null | grep -q 'Lun:$LUN '"
 hf_check "the backing file is gone" bash -c "! ls $HF_WORK/pool1/*.img 2>/dev/null | grep -q ."
-vd vdisk list
-hf_check "vdisk list is empty" [ "$(j "len(r['vdisks'])")" = 0 ]
+cl_vd vdisk list
+hf_check "vdisk list is empty" [ "$(cl_j "len(r['vdisks'])")" = 0 ]
 
-hf_check "create disk2" vd vdisk create pool1 disk2 16M
-ID2=$(j "r['vdisk']['id']")
-LUN2=$(j "r['vdisk']['lun']")
+hf_check "create disk2" cl_vd vdisk create pool1 disk2 16M
+ID2=$(cl_j "r['vdisk']['id']")
+LUN2=$(cl_j "r['vdisk']['lun']")
 hf_check "a deleted disk's LUN number is not reused at once" [ "$LUN2" != "$LUN" ]
-hf_check "attach disk2 to h1" vd vdisk attach "$ID2" h1 --epoch 1
-vd pool remove pool1 || true
+hf_check "attach disk2 to h1" cl_vd vdisk attach "$ID2" h1 --epoch 1
+cl_vd pool remove pool1 || true
 hf_check "pool remove while it holds a disk is refused" refused busy
 
 # A restart of the box exports every ready disk again, with its access policy.

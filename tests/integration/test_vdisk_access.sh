@@ -44,25 +44,10 @@ cl_start_box "$HF_WORK/box.conf" "$LOG" "$PORT"
 hf_wait_port "$JPORT" "$CL_SID" "$LOG"
 FP=$(cl_ca_sha256)
 
-bring_up() { # bring_up HOST IQN
-	local out pid
-	out=$(cl_join "127.0.0.1:$JPORT" "$(cl_token 60)" "$FP" "$1" "$2" "$HF_WORK/$1") ||
-		hf_die "join of $1 failed: $out"
-	cl_run_agent pid "$HF_WORK/$1" "127.0.0.1:$APORT" "$HB" "$MISS" "$HF_WORK/$1.fenced" \
-		"$HF_WORK/agent-$1.log"
-	cl_wait_q "h['$1']['state'] == 'live'" 10 || hf_die "$1 did not become live"
-}
-bring_up h1 "$I1"
-bring_up h2 "$I2"
+cl_bring_up h1 "$I1"
+cl_bring_up h2 "$I2"
 cl_wait_q "s['quorum']['quorate']" 10 || hf_die "not quorate"
 
-j() { python3 -c "import json,sys; r=json.load(open('$HF_WORK/last.json')); print($1)"; }
-vd() {
-	cl_ctl --json "$@" >"$HF_WORK/last.json" 2>"$HF_WORK/last.err"
-	VD_RC=$?
-	hf_log "holdfastctl $* -> $VD_RC: $(tr -d '\n ' <"$HF_WORK/last.json" | cut -c1-300)"
-	return $VD_RC
-}
 eq() { # eq WANT GOT
 	[ "$1" = "$2" ] || {
 		hf_log "  want '$1', got '$2'"
@@ -76,7 +61,7 @@ starts() { # starts WANT GOT: GOT begins with WANT
 	}
 }
 # The access line of HOST in the last "vdisk access" answer: role, shown state, portals.
-acc() { j "[(h['role'], h['shown'], h['portals']) for h in r['hosts'] if h['host'] == '$1'][0]"; }
+acc() { cl_j "[(h['role'], h['shown'], h['portals']) for h in r['hosts'] if h['host'] == '$1'][0]"; }
 # The first byte of block N of the disk's file, in hex.
 disk() { od -An -tx1 -j $(($1 * 512)) -N1 "$IMG" | tr -d ' \n'; }
 # Does the target hold the disk's writes (its LUN paused)?
@@ -110,79 +95,79 @@ hw() {
 }
 
 mkdir -p "$HF_WORK/pool1"
-vd pool add pool1 "$HF_WORK/pool1" >/dev/null
-vd vdisk create pool1 disk1 32M
-ID=$(j "r['vdisk']['id']")
-LUN=$(j "r['vdisk']['lun']")
-IMG=$(j "r['vdisk']['path']")
-vd vdisk attach "$ID" h1 --epoch 1 >/dev/null
-vd vdisk attach "$ID" h2 --epoch 2 >/dev/null
+cl_vd pool add pool1 "$HF_WORK/pool1" >/dev/null
+cl_vd vdisk create pool1 disk1 32M
+ID=$(cl_j "r['vdisk']['id']")
+LUN=$(cl_j "r['vdisk']['lun']")
+IMG=$(cl_j "r['vdisk']['path']")
+cl_vd vdisk attach "$ID" h1 --epoch 1 >/dev/null
+cl_vd vdisk attach "$ID" h2 --epoch 2 >/dev/null
 hf_check "h1 owns the disk (epoch 2), h2 attached" \
-	eq "('h1', 2, ['h1', 'h2'])" "$(j "(r['vdisk']['owner'], r['vdisk']['epoch'], r['vdisk']['hosts'])")"
+	eq "('h1', 2, ['h1', 'h2'])" "$(cl_j "(r['vdisk']['owner'], r['vdisk']['epoch'], r['vdisk']['hosts'])")"
 
-hf_check "host portals h1 (the first portal)" vd host portals h1 "127.0.0.1:$PORT"
-hf_check "the portal is stored in canonical form" eq "['127.0.0.1:$PORT']" "$(j "r['portals']")"
-vd host portals h2 "127.0.0.1/32" >/dev/null
-hf_check "a network spec is accepted (canonical: the address)" eq "['127.0.0.1']" "$(j "r['portals']")"
-hf_check "host portals h2 (the first portal only)" vd host portals h2 "127.0.0.1:$PORT"
-vd host portals h2 bogus:name || true
-hf_check "a portal that is no address is refused" eq "1 invalid" "$VD_RC $(j "r.get('code')")"
-vd host portals h9 "127.0.0.1:$PORT" || true
-hf_check "an unknown host is refused" eq "1 not_found" "$VD_RC $(j "r.get('code')")"
-vd host portals h2 >/dev/null
-hf_check "the refused change lost nothing" eq "['127.0.0.1:$PORT']" "$(j "r['portals']")"
+hf_check "host portals h1 (the first portal)" cl_vd host portals h1 "127.0.0.1:$PORT"
+hf_check "the portal is stored in canonical form" eq "['127.0.0.1:$PORT']" "$(cl_j "r['portals']")"
+cl_vd host portals h2 "127.0.0.1/32" >/dev/null
+hf_check "a network spec is accepted (canonical: the address)" eq "['127.0.0.1']" "$(cl_j "r['portals']")"
+hf_check "host portals h2 (the first portal only)" cl_vd host portals h2 "127.0.0.1:$PORT"
+cl_vd host portals h2 bogus:name || true
+hf_check "a portal that is no address is refused" eq "1 invalid" "$VD_RC $(cl_j "r.get('code')")"
+cl_vd host portals h9 "127.0.0.1:$PORT" || true
+hf_check "an unknown host is refused" eq "1 not_found" "$VD_RC $(cl_j "r.get('code')")"
+cl_vd host portals h2 >/dev/null
+hf_check "the refused change lost nothing" eq "['127.0.0.1:$PORT']" "$(cl_j "r['portals']")"
 
-hf_check "vdisk access without sessions" vd vdisk access "$ID"
+hf_check "vdisk access without sessions" cl_vd vdisk access "$ID"
 hf_check "h1 without a session is not connected" eq "('owner', 'not connected', [])" "$(acc h1)"
 hf_check "h2 without a session is not connected" eq "('reader', 'not connected', [])" "$(acc h2)"
 
 # h1 through its preferred portal, h2 only through the other one.
 hw_open h1 "iscsi://127.0.0.1:$PORT/$CL_IQN/$LUN" "$I1"
 hw_open h2 "iscsi://127.0.0.1:$PORT2/$CL_IQN/$LUN" "$I2"
-vd vdisk access "$ID"
+cl_vd vdisk access "$ID"
 hf_check "h1 through its preferred portal shows direct" \
 	eq "('owner', 'direct', ['127.0.0.1:$PORT'])" "$(acc h1)"
 hf_check "h2 only through a non-preferred portal shows redirected" \
 	eq "('reader', 'redirected', ['127.0.0.1:$PORT2'])" "$(acc h2)"
 cl_ctl vdisk access "$ID" >"$HF_WORK/access.txt"
 hf_check "the table shows h2 redirected" grep -Eq "^h2 +reader +redirected" "$HF_WORK/access.txt"
-vd vdisk list
+cl_vd vdisk list
 hf_check "vdisk list carries the access states" \
-	eq "{'h1': 'direct', 'h2': 'redirected'}" "$(j "r['vdisks'][0]['access']")"
+	eq "{'h1': 'direct', 'h2': 'redirected'}" "$(cl_j "r['vdisks'][0]['access']")"
 
 # Maintenance: held writes, reads go on, then the write lands.
 hf_check "a write before maintenance" starts "done 0 GOOD" "$(hw h1 'write 0 100 11' >/dev/null; hw h1 'wait 0 5000')"
-vd vdisk maintenance "$ID" on || true
+cl_vd vdisk maintenance "$ID" on || true
 hf_check "maintenance needs the epoch" eq 2 "$VD_RC"
-vd vdisk maintenance "$ID" on --epoch 1 || true
-hf_check "maintenance with a stale epoch is refused" eq "1 stale_epoch" "$VD_RC $(j "r.get('code')")"
-hf_check "maintenance on" vd vdisk maintenance "$ID" on --epoch 2
-hf_check "the disk says so" eq True "$(j "r['vdisk']['maintenance']")"
+cl_vd vdisk maintenance "$ID" on --epoch 1 || true
+hf_check "maintenance with a stale epoch is refused" eq "1 stale_epoch" "$VD_RC $(cl_j "r.get('code')")"
+hf_check "maintenance on" cl_vd vdisk maintenance "$ID" on --epoch 2
+hf_check "the disk says so" eq True "$(cl_j "r['vdisk']['maintenance']")"
 hf_check "the target has the pause when the answer comes" target_paused
-vd vdisk access "$ID"
+cl_vd vdisk access "$ID"
 hf_check "h1 shows maintenance" eq "('owner', 'maintenance', ['127.0.0.1:$PORT'])" "$(acc h1)"
 hw h1 'write 1 101 22' >/dev/null
 hf_check "the owner's write does not complete during maintenance" starts "pending 1" "$(hw h1 'wait 1 1000')"
 hf_check "the owner reads during maintenance" starts "read GOOD 11" "$(hw h1 'read 100')"
 hf_check "another host reads during maintenance" starts "read GOOD 11" "$(hw h2 'read 100')"
 hf_check "the held write is not on disk" eq 00 "$(disk 101)"
-hf_check "maintenance off" vd vdisk maintenance "$ID" off --epoch 2
+hf_check "maintenance off" cl_vd vdisk maintenance "$ID" off --epoch 2
 hf_check "the held write completes after maintenance off" starts "done 1 GOOD" "$(hw h1 'wait 1 5000')"
 hf_check "its data is on disk" eq 22 "$(disk 101)"
-vd vdisk access "$ID"
+cl_vd vdisk access "$ID"
 hf_check "h1 is direct again" eq "('owner', 'direct', ['127.0.0.1:$PORT'])" "$(acc h1)"
 
-vd vdisk maintenance "$ID" on --epoch 2 >/dev/null
+cl_vd vdisk maintenance "$ID" on --epoch 2 >/dev/null
 hw h1 'write 2 102 33' >/dev/null
 out=$(hw h1 'wait 2 6000')
 hf_check "a write held past maintenance_hold_ms gets BUSY ($out)" starts "done 2 BUSY" "$out"
 hf_check "the BUSY write is not on disk" eq 00 "$(disk 102)"
 
 # A fenced host shows fenced.
-hf_check "remove (fence) h2" vd cluster host remove h2
+hf_check "remove (fence) h2" cl_vd cluster host remove h2
 cl_wait_q "h['h2']['fenced']" 10 || true
-vd vdisk access "$ID"
-hf_check "h2 shows fenced" eq "fenced" "$(j "[h['shown'] for h in r['hosts'] if h['host'] == 'h2'][0]")"
+cl_vd vdisk access "$ID"
+hf_check "h2 shows fenced" eq "fenced" "$(cl_j "[h['shown'] for h in r['hosts'] if h['host'] == 'h2'][0]")"
 
 # Durable: after a restart the coordinator exports the disk paused again.
 for n in h1 h2; do
@@ -196,8 +181,8 @@ for _ in $(seq 100); do
 	sleep 0.1
 done
 hf_check "after a restart the target holds the disk's writes again" $ok
-vd vdisk list
-hf_check "the catalog still says maintenance" eq True "$(j "r['vdisks'][0]['maintenance']")"
+cl_vd vdisk list
+hf_check "the catalog still says maintenance" eq True "$(cl_j "r['vdisks'][0]['maintenance']")"
 
 [ "$HF_FAILED" = 0 ] || hf_die "vdisk access states: failures above; logs in $HF_WORK"
 hf_log "vdisk access states: all checks passed"

@@ -32,21 +32,11 @@ cl_start_box "$HF_WORK/box.conf" "$LOG" "$PORT"
 hf_wait_port "$JPORT" "$CL_SID" "$LOG"
 FP=$(cl_ca_sha256)
 
-bring_up() { # bring_up HOST IQN
-	local out pid
-	out=$(cl_join "127.0.0.1:$JPORT" "$(cl_token 60)" "$FP" "$1" "$2" "$HF_WORK/$1") ||
-		hf_die "join of $1 failed: $out"
-	cl_run_agent pid "$HF_WORK/$1" "127.0.0.1:$APORT" "$HB" "$MISS" "$HF_WORK/$1.fenced" \
-		"$HF_WORK/agent-$1.log"
-	cl_wait_q "h['$1']['state'] == 'live'" 10 || hf_die "$1 did not become live"
-}
-bring_up h1 "$I1"
-bring_up h2 "$I2"
+cl_bring_up h1 "$I1"
+cl_bring_up h2 "$I2"
 cl_wait_q "s['quorum']['quorate']" 10 || hf_die "not quorate"
 AGENT1=$(cl_q "h['h1']['agent']")
 
-# j EXPR: a Python expression over the last JSON answer (bound to r).
-j() { python3 -c "import json,sys; r=json.load(open('$HF_WORK/last.json')); print($1)"; }
 # av HOST ARGS...: holdfast-agent ARGS --json as HOST; answer in last.json, exit status kept.
 av() {
 	local host=$1
@@ -58,9 +48,9 @@ av() {
 	return $AV_RC
 }
 refused() { # refused CODE EXIT: the last request was refused with that code and exit status
-	[ "$AV_RC" = "$2" ] && [ "$(j "r.get('code')")" = "$1" ]
+	[ "$AV_RC" = "$2" ] && [ "$(cl_j "r.get('code')")" = "$1" ]
 }
-vdisk() { j "r['vdisk']['$1']"; }
+vdisk() { cl_j "r['vdisk']['$1']"; }
 
 mkdir -p "$HF_WORK/pool1"
 hf_check "the admin adds pool1" cl_ctl pool add pool1 "$HF_WORK/pool1"
@@ -75,7 +65,7 @@ hf_check "A creates disk1 in pool1" av h1 vdisk create pool1 disk1 32M
 ID=$(vdisk id)
 LUN=$(vdisk lun)
 hf_check "A owns the new disk, epoch 1, not attached yet, with a LUN of the cluster target" \
-	[ "$(j "(r['vdisk']['owner'], r['vdisk']['epoch'], r['vdisk']['attached'], r['vdisk']['target'], r['vdisk']['lun'] > 0)")" = "('h1', 1, False, '$CL_IQN', True)" ]
+	[ "$(cl_j "(r['vdisk']['owner'], r['vdisk']['epoch'], r['vdisk']['attached'], r['vdisk']['target'], r['vdisk']['lun'] > 0)")" = "('h1', 1, False, '$CL_IQN', True)" ]
 hf_check "the admin sees A as the owner" \
 	bash -c "'$CL_CTL' -c '$CL_CONF' --json vdisk list | grep -q '\"owner\": \"h1\"'"
 av h1 vdisk create pool1 disk1 16M || true
@@ -85,13 +75,13 @@ hf_check "a create in an unknown pool is refused as not found (exit 13)" refused
 
 hf_check "B lists the disks its host may see" av h2 vdisk list
 hf_check "B sees disk1 as a cluster member: owner h1, not attached" \
-	[ "$(j "[(v['name'], v['owner'], v['attached'], v['lun']) for v in r['vdisks']]")" = "[('disk1', 'h1', False, $LUN)]" ]
+	[ "$(cl_j "[(v['name'], v['owner'], v['attached'], v['lun']) for v in r['vdisks']]")" = "[('disk1', 'h1', False, $LUN)]" ]
 
 av h1 vdisk attach "$ID" --epoch 4 || true
 hf_check "an attach with a stale epoch is refused (stale_epoch, exit 11)" refused stale_epoch 11
 hf_check "A attaches itself" av h1 vdisk attach "$ID" --epoch 1
 hf_check "A is attached and still the owner, epoch 1" \
-	[ "$(j "(r['vdisk']['attached'], r['vdisk']['owner'], r['vdisk']['epoch'])")" = "(True, 'h1', 1)" ]
+	[ "$(cl_j "(r['vdisk']['attached'], r['vdisk']['owner'], r['vdisk']['epoch'])")" = "(True, 'h1', 1)" ]
 
 URL=iscsi://127.0.0.1:$PORT/$CL_IQN/$LUN
 load() { # load NAME IQN RW
@@ -123,7 +113,7 @@ av h1 vdisk transfer "$ID" h2 --epoch 3 || true
 hf_check "a transfer with a stale epoch is refused" refused stale_epoch 11
 hf_check "A transfers the disk to B (live migration)" av h1 vdisk transfer "$ID" h2 --epoch 1
 hf_check "B owns it under epoch 2; A stays attached" \
-	[ "$(j "(r['vdisk']['owner'], r['vdisk']['epoch'], r['vdisk']['attached'])")" = "('h2', 2, True)" ]
+	[ "$(cl_j "(r['vdisk']['owner'], r['vdisk']['epoch'], r['vdisk']['attached'])")" = "('h2', 2, True)" ]
 load b-write2 "$I2" randwrite
 hf_check "B's writes now succeed" clean b-write2
 load a-write2 "$I1" randwrite
@@ -145,21 +135,21 @@ av h2 vdisk delete "$ID" --epoch 2 || true
 hf_check "B may not delete while A is attached (in_use, exit 14)" refused in_use 14
 hf_check "A detaches itself" av h1 vdisk detach "$ID" --epoch 2
 hf_check "A is detached; B still owns it, epoch 2" \
-	[ "$(j "(r['vdisk']['attached'], r['vdisk']['owner'], r['vdisk']['epoch'])")" = "(False, 'h2', 2)" ]
+	[ "$(cl_j "(r['vdisk']['attached'], r['vdisk']['owner'], r['vdisk']['epoch'])")" = "(False, 'h2', 2)" ]
 hf_check "B detaches itself" av h2 vdisk detach "$ID" --epoch 2
 hf_check "B gave the disk up with the detach: nobody owns it, epoch 3" \
-	[ "$(j "(r['vdisk']['attached'], r['vdisk']['owner'], r['vdisk']['epoch'])")" = "(False, None, 3)" ]
+	[ "$(cl_j "(r['vdisk']['attached'], r['vdisk']['owner'], r['vdisk']['epoch'])")" = "(False, None, 3)" ]
 load b-write3 "$I2" randwrite
 hf_check "after the detach B's writes get RESERVATION CONFLICT" conflict b-write3
 av h2 vdisk delete "$ID" --epoch 2 || true
 hf_check "a delete with a stale epoch is refused" refused stale_epoch 11
 hf_check "B deletes the disk" av h2 vdisk delete "$ID" --epoch 3
-hf_check "the answer names the deleted disk" [ "$(j "r['deleted']")" = "$ID" ]
+hf_check "the answer names the deleted disk" [ "$(cl_j "r['deleted']")" = "$ID" ]
 hf_check "the LUN is gone" \
 	bash -c "! iscsi-ls -s -i $I2 iscsi://127.0.0.1:$PORT 2>/dev/null | grep -q 'Lun:$LUN '"
 hf_check "the backing file is gone" bash -c "! ls $HF_WORK/pool1/*.img 2>/dev/null | grep -q ."
 hf_check "A lists no disks" av h1 vdisk list
-hf_check "the list is empty" [ "$(j "len(r['vdisks'])")" = 0 ]
+hf_check "the list is empty" [ "$(cl_j "len(r['vdisks'])")" = 0 ]
 
 # Text output and exit codes without --json.
 "$CL_AGENT" vdisk list --state-dir "$HF_WORK/h1" --box "127.0.0.1:$APORT" >"$HF_WORK/text.out" 2>&1

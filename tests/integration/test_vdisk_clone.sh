@@ -36,20 +36,13 @@ for h in h1 h2; do
 done
 cl_wait_q "s['quorum']['quorate']" 10 || hf_die "not quorate"
 
-j() { python3 -c "import json,sys; r=json.load(open('$HF_WORK/last.json')); print($1)"; }
-vd() {
-	cl_ctl --json "$@" >"$HF_WORK/last.json" 2>"$HF_WORK/last.err"
-	VD_RC=$?
-	hf_log "holdfastctl $* -> $VD_RC: $(tr -d '\n ' <"$HF_WORK/last.json" | cut -c1-160)"
-	return $VD_RC
-}
 w() { python3 -c "import json,sys; r=json.load(open('$HF_WORK/$1')); print($2)"; }
 
 mkdir -p "$POOL"
-vd pool add pool1 "$POOL" >/dev/null || hf_die "pool add"
-vd vdisk create pool1 src 1G || hf_die "vdisk create"
-SRC=$(j "r['vdisk']['id']")
-SRC_PATH=$(j "r['vdisk']['path']")
+cl_vd pool add pool1 "$POOL" >/dev/null || hf_die "pool add"
+cl_vd vdisk create pool1 src 1G || hf_die "vdisk create"
+SRC=$(cl_j "r['vdisk']['id']")
+SRC_PATH=$(cl_j "r['vdisk']['path']")
 SIZE=$((1 << 30))
 # Eight parts of 64 MiB, holes between them (the copy skips holes): random data, each part
 # stamped with its number so that no two are alike.
@@ -65,12 +58,12 @@ hf_log "source $SRC: 1 GiB, $(du -m "$SRC_PATH" | cut -f1) MiB allocated, sha256
 
 # 1. A clone at full speed: the answer comes before the copy, and the loop stays responsive.
 t0=$(date +%s%N)
-hf_check "vdisk clone answers" vd vdisk clone "$SRC" c1
+hf_check "vdisk clone answers" cl_vd vdisk clone "$SRC" c1
 t1=$(date +%s%N)
-C1=$(j "r['vdisk']['id']")
+C1=$(cl_j "r['vdisk']['id']")
 hf_check "the answer came in under 200 ms ($(((t1 - t0) / 1000000)) ms)" [ $(((t1 - t0) / 1000000)) -lt 200 ]
 hf_check "the answer is the new disk in state cloning, with its progress" \
-	[ "$(j "(r['vdisk']['state'], r['vdisk']['progress']['total'])")" = "('cloning', $SIZE)" ]
+	[ "$(cl_j "(r['vdisk']['state'], r['vdisk']['progress']['total'])")" = "('cloning', $SIZE)" ]
 python3 "$WATCH" "$SOCK" "$C1" 60 >"$HF_WORK/w1.json"
 hf_log "full speed: $(w w1.json "len(r['progress'])") progress samples, $(w w1.json "len(r['status_ms'])") status answers, slowest $(w w1.json "round(max(r['status_ms']),1)") ms, median $(w w1.json "round(sorted(r['status_ms'])[len(r['status_ms'])//2],1)") ms"
 hf_check "cluster_status answered within $MAX_STATUS_MS ms throughout the copy" \
@@ -115,33 +108,33 @@ C2_PATH=$(w w2.json "r['last']['vdisk']['path']")
 hf_check "c2 holds the source's bytes" [ "$(sha256sum <"$C2_PATH" | cut -d' ' -f1)" = "$SUM" ]
 
 # 3. A delete cancels a clone in progress.
-vd vdisk clone "$SRC" c3 --rate 32M || hf_die "clone c3"
-C3=$(j "r['vdisk']['id']")
-C3_PATH=$(j "r['vdisk']['path']")
+cl_vd vdisk clone "$SRC" c3 --rate 32M || hf_die "clone c3"
+C3=$(cl_j "r['vdisk']['id']")
+C3_PATH=$(cl_j "r['vdisk']['path']")
 sleep 1
-vd vdisk delete "$SRC" --epoch 1 || true
+cl_vd vdisk delete "$SRC" --epoch 1 || true
 hf_check "the source of a clone in progress cannot be deleted (busy)" \
-	[ "$VD_RC" = 1 ] && [ "$(j "r['code']")" = busy ]
-hf_check "delete of the cloning disk" vd vdisk delete "$C3" --epoch 1
-hf_check "the answer says the clone was cancelled" [ "$(j "r.get('cancelled')")" = True ]
+	[ "$VD_RC:$(cl_j "r['code']")" = 1:busy ]
+hf_check "delete of the cloning disk" cl_vd vdisk delete "$C3" --epoch 1
+hf_check "the answer says the clone was cancelled" [ "$(cl_j "r.get('cancelled')")" = True ]
 hf_check "the partial copy is gone" [ ! -e "$C3_PATH" ]
-vd vdisk show "$C3" || true
-hf_check "vdisk show of it says the clone was cancelled" \
-	[ "$(j "r['code']")" = clone_failed ] && grep -q cancelled "$HF_WORK/last.json"
+cl_vd vdisk show "$C3" || true
+hf_check "vdisk show of it answers clone_failed" [ "$(cl_j "r['code']")" = clone_failed ]
+hf_check "and says the clone was cancelled" grep -q cancelled "$HF_WORK/last.json"
 
 # 4. kill -9 of the whole box in the middle of a clone: rolled back at the restart.
-vd vdisk clone "$SRC" c4 --rate 32M || hf_die "clone c4"
-C4=$(j "r['vdisk']['id']")
-C4_PATH=$(j "r['vdisk']['path']")
+cl_vd vdisk clone "$SRC" c4 --rate 32M || hf_die "clone c4"
+C4=$(cl_j "r['vdisk']['id']")
+C4_PATH=$(cl_j "r['vdisk']['path']")
 sleep 1.5
 hf_check "the partial copy exists before the crash" [ -e "$C4_PATH" ]
 hf_kill9_session "$CL_SID"
 cl_start_box "$HF_WORK/box.conf" "$HF_WORK/holdfastd-2.log" "$PORT"
 for _ in $(seq 100); do cl_ctl vdisk list >/dev/null 2>&1 && break; sleep 0.1; done
 hf_check "the restart rolled one clone back" grep -q '1 clone(s) rolled back' "$HF_WORK/holdfastd-2.log"
-vd vdisk list
+cl_vd vdisk list
 hf_check "no disk is left cloning and c4 is gone" \
-	[ "$(j "sorted((v['name'], v['state']) for v in r['vdisks'])")" = "[('c1', 'ready'), ('c2', 'ready'), ('src', 'ready')]" ]
+	[ "$(cl_j "sorted((v['name'], v['state']) for v in r['vdisks'])")" = "[('c1', 'ready'), ('c2', 'ready'), ('src', 'ready')]" ]
 hf_check "no file of c4 is left" [ ! -e "$C4_PATH" ]
 hf_check "the pool holds exactly the three disks' files" \
 	[ "$(find "$POOL" -type f | wc -l)" = 3 ]
