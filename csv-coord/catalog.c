@@ -278,8 +278,8 @@ int catalog_vdisk_list(struct catalog *cat, int64_t pool_id, struct catalog_vdis
 	return vdisk_list_on(cat->rdb, pool_id, out, max);
 }
 
-int catalog_vdisk_hosts_on(struct catalog *cat, sqlite3 *db, const char *vdisk_id,
-			   uint32_t *hosts, size_t max)
+int catalog_vdisk_hosts_on(struct catalog *cat, sqlite3 *db, const char *vdisk_id, uint32_t *hosts,
+			   size_t max)
 {
 	sqlite3_stmt *st = catalog_stmt(cat, db, CATALOG_SQL_VDISK_HOSTS);
 	int rc, n = 0;

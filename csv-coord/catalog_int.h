@@ -68,8 +68,8 @@ int catalog_vdisk_get_on(struct catalog *cat, sqlite3 *db, const char *id,
 			 struct catalog_vdisk *out);
 int catalog_vdisk_by_name_on(struct catalog *cat, sqlite3 *db, int64_t pool_id, const char *name,
 			     struct catalog_vdisk *out);
-int catalog_vdisk_hosts_on(struct catalog *cat, sqlite3 *db, const char *vdisk_id,
-			   uint32_t *hosts, size_t max);
+int catalog_vdisk_hosts_on(struct catalog *cat, sqlite3 *db, const char *vdisk_id, uint32_t *hosts,
+			   size_t max);
 int catalog_pool_get_on(struct catalog *cat, sqlite3 *db, int64_t id, struct catalog_pool *out);
 
 int catalog_vdisk_from_row(sqlite3_stmt *st, struct catalog_vdisk *v);

@@ -14,8 +14,8 @@ static const char *const sql_text[CATALOG_SQL_N] = {
 	[CATALOG_SQL_ROLLBACK_TO] = "ROLLBACK TO req",
 	[CATALOG_SQL_RELEASE] = "RELEASE req",
 	[CATALOG_SQL_VDISK_GET] = "SELECT " CATALOG_VDISK_COLS " FROM vdisks WHERE id = ?",
-	[CATALOG_SQL_VDISK_BY_NAME] = "SELECT " CATALOG_VDISK_COLS
-				      " FROM vdisks WHERE pool_id = ? AND name = ?",
+	[CATALOG_SQL_VDISK_BY_NAME] =
+		"SELECT " CATALOG_VDISK_COLS " FROM vdisks WHERE pool_id = ? AND name = ?",
 	[CATALOG_SQL_VDISK_HOSTS] =
 		"SELECT host_id FROM attachments WHERE vdisk_id = ? ORDER BY host_id",
 	[CATALOG_SQL_ACCESS_GET] =

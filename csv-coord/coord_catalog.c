@@ -136,7 +136,7 @@ static struct {
 static struct {
 	pthread_t thread;
 	bool started;
-	int fd;	  /* eventfd: the thread wakes the loop when a batch is done */
+	int fd;	   /* eventfd: the thread wakes the loop when a batch is done */
 	bool busy; /* a batch was handed over and its answers are not sent yet */
 	struct op *ops[CATALOG_BATCH_MAX];
 	size_t nops, n;
