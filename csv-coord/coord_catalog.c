@@ -1,6 +1,6 @@
 /* The catalog inside the coord plane. A control request is checked here (names, numbers), its
- * catalog requests are queued, and coord_catalog_flush() commits every request queued in one
- * loop iteration with one catalog_commit() (one fsync for all of them). What the target must
+ * catalog requests are queued, and coord_catalog_flush() hands every request queued since the
+ * last batch to the commit thread as one catalog_commit() (one fsync for all of them). What the target must
  * know follows the commit and comes before the answer: a new disk is exported (lun_add) and
  * given its access policy, an extend is followed by lun_resize, an ownership change by
  * lun_access. A delete goes the other way round: the LUN is removed first (so no host writes
