@@ -196,56 +196,65 @@ int catalog_vdisk_from_row(sqlite3_stmt *st, struct catalog_vdisk *v)
 	return 0;
 }
 
-int catalog_vdisk_get(struct catalog *cat, const char *id, struct catalog_vdisk *out)
+/* One disk row from a kept statement whose parameters are bound; the statement is given back. */
+static int vdisk_row(sqlite3_stmt *st, struct catalog_vdisk *out)
 {
-	sqlite3_stmt *st;
-	int rc;
+	int rc = sqlite3_step(st);
 
-	if (!id)
-		return -EINVAL;
-	if (sqlite3_prepare_v2(cat->db, "SELECT " CATALOG_VDISK_COLS " FROM vdisks WHERE id = ?",
-			       -1, &st, NULL) != SQLITE_OK)
-		return -EIO;
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		rc = catalog_vdisk_from_row(st, out);
 	else
 		rc = rc == SQLITE_DONE ? -ENOENT : -EIO;
-	sqlite3_finalize(st);
+	catalog_stmt_done(st);
 	return rc;
+}
+
+int catalog_vdisk_get_on(struct catalog *cat, sqlite3 *db, const char *id,
+			 struct catalog_vdisk *out)
+{
+	sqlite3_stmt *st;
+
+	if (!id)
+		return -EINVAL;
+	st = catalog_stmt(cat, db, CATALOG_SQL_VDISK_GET);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	return vdisk_row(st, out);
+}
+
+int catalog_vdisk_get(struct catalog *cat, const char *id, struct catalog_vdisk *out)
+{
+	return catalog_vdisk_get_on(cat, cat->rdb, id, out);
+}
+
+int catalog_vdisk_by_name_on(struct catalog *cat, sqlite3 *db, int64_t pool_id, const char *name,
+			     struct catalog_vdisk *out)
+{
+	sqlite3_stmt *st;
+
+	if (!name)
+		return -EINVAL;
+	st = catalog_stmt(cat, db, CATALOG_SQL_VDISK_BY_NAME);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, pool_id);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	return vdisk_row(st, out);
 }
 
 int catalog_vdisk_by_name(struct catalog *cat, int64_t pool_id, const char *name,
 			  struct catalog_vdisk *out)
 {
-	sqlite3_stmt *st;
-	int rc;
-
-	if (!name)
-		return -EINVAL;
-	if (sqlite3_prepare_v2(cat->db,
-			       "SELECT " CATALOG_VDISK_COLS
-			       " FROM vdisks WHERE pool_id = ? AND name = ?",
-			       -1, &st, NULL) != SQLITE_OK)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, pool_id);
-	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		rc = catalog_vdisk_from_row(st, out);
-	else
-		rc = rc == SQLITE_DONE ? -ENOENT : -EIO;
-	sqlite3_finalize(st);
-	return rc;
+	return catalog_vdisk_by_name_on(cat, cat->rdb, pool_id, name, out);
 }
 
-int catalog_vdisk_list(struct catalog *cat, int64_t pool_id, struct catalog_vdisk *out, size_t max)
+static int vdisk_list_on(sqlite3 *db, int64_t pool_id, struct catalog_vdisk *out, size_t max)
 {
 	sqlite3_stmt *st;
 	int rc, n = 0;
 
-	if (sqlite3_prepare_v2(cat->db,
+	if (sqlite3_prepare_v2(db,
 			       "SELECT " CATALOG_VDISK_COLS
 			       " FROM vdisks WHERE ?1 = 0 OR pool_id = ?1 ORDER BY id",
 			       -1, &st, NULL) != SQLITE_OK)
@@ -264,14 +273,18 @@ int catalog_vdisk_list(struct catalog *cat, int64_t pool_id, struct catalog_vdis
 	return n;
 }
 
-int catalog_vdisk_hosts(struct catalog *cat, const char *vdisk_id, uint32_t *hosts, size_t max)
+int catalog_vdisk_list(struct catalog *cat, int64_t pool_id, struct catalog_vdisk *out, size_t max)
 {
-	sqlite3_stmt *st;
+	return vdisk_list_on(cat->rdb, pool_id, out, max);
+}
+
+int catalog_vdisk_hosts_on(struct catalog *cat, sqlite3 *db, const char *vdisk_id, uint32_t *hosts,
+			   size_t max)
+{
+	sqlite3_stmt *st = catalog_stmt(cat, db, CATALOG_SQL_VDISK_HOSTS);
 	int rc, n = 0;
 
-	if (sqlite3_prepare_v2(
-		    cat->db, "SELECT host_id FROM attachments WHERE vdisk_id = ? ORDER BY host_id",
-		    -1, &st, NULL) != SQLITE_OK)
+	if (!st)
 		return -EIO;
 	sqlite3_bind_text(st, 1, vdisk_id, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -281,19 +294,22 @@ int catalog_vdisk_hosts(struct catalog *cat, const char *vdisk_id, uint32_t *hos
 	}
 	if (rc != SQLITE_DONE)
 		n = -EIO;
-	sqlite3_finalize(st);
+	catalog_stmt_done(st);
 	return n;
+}
+
+int catalog_vdisk_hosts(struct catalog *cat, const char *vdisk_id, uint32_t *hosts, size_t max)
+{
+	return catalog_vdisk_hosts_on(cat, cat->rdb, vdisk_id, hosts, max);
 }
 
 int catalog_access_get(struct catalog *cat, uint32_t host_id, const char *vdisk_id,
 		       enum catalog_access *out)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = catalog_stmt(cat, cat->rdb, CATALOG_SQL_ACCESS_GET);
 	int rc;
 
-	if (sqlite3_prepare_v2(cat->db,
-			       "SELECT access FROM attachments WHERE host_id = ? AND vdisk_id = ?",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (!st)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, host_id);
 	sqlite3_bind_text(st, 2, vdisk_id, -1, SQLITE_STATIC);
@@ -303,7 +319,7 @@ int catalog_access_get(struct catalog *cat, uint32_t host_id, const char *vdisk_
 											     : 0;
 	else
 		rc = rc == SQLITE_DONE ? -ENOENT : -EIO;
-	sqlite3_finalize(st);
+	catalog_stmt_done(st);
 	return rc;
 }
 
@@ -327,41 +343,44 @@ static int pool_from_row(sqlite3_stmt *st, struct catalog_pool *p)
 	return 0;
 }
 
-#define POOL_COLS "id, name, path, kind, alert_pct"
-
-static int pool_query(struct catalog *cat, const char *where, int64_t id, const char *name,
-		      struct catalog_pool *out)
+static int pool_row(sqlite3_stmt *st, struct catalog_pool *out)
 {
-	char sql[128];
-	sqlite3_stmt *st;
-	int rc;
+	int rc = sqlite3_step(st);
 
-	snprintf(sql, sizeof(sql), "SELECT " POOL_COLS " FROM pools WHERE %s", where);
-	if (sqlite3_prepare_v2(cat->db, sql, -1, &st, NULL) != SQLITE_OK)
-		return -EIO;
-	if (name)
-		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_int64(st, 1, id);
-	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		rc = pool_from_row(st, out);
 	else
 		rc = rc == SQLITE_DONE ? -ENOENT : -EIO;
-	sqlite3_finalize(st);
+	catalog_stmt_done(st);
 	return rc;
+}
+
+int catalog_pool_get_on(struct catalog *cat, sqlite3 *db, int64_t id, struct catalog_pool *out)
+{
+	sqlite3_stmt *st = catalog_stmt(cat, db, CATALOG_SQL_POOL_BY_ID);
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, id);
+	return pool_row(st, out);
 }
 
 int catalog_pool_get(struct catalog *cat, int64_t id, struct catalog_pool *out)
 {
-	return pool_query(cat, "id = ?", id, NULL, out);
+	return catalog_pool_get_on(cat, cat->rdb, id, out);
 }
 
 int catalog_pool_by_name(struct catalog *cat, const char *name, struct catalog_pool *out)
 {
+	sqlite3_stmt *st;
+
 	if (!name)
 		return -EINVAL;
-	return pool_query(cat, "name = ?", 0, name, out);
+	st = catalog_stmt(cat, cat->rdb, CATALOG_SQL_POOL_BY_NAME);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	return pool_row(st, out);
 }
 
 int catalog_pool_list(struct catalog *cat, struct catalog_pool *out, size_t max)
@@ -369,8 +388,8 @@ int catalog_pool_list(struct catalog *cat, struct catalog_pool *out, size_t max)
 	sqlite3_stmt *st;
 	int rc, n = 0;
 
-	if (sqlite3_prepare_v2(cat->db, "SELECT " POOL_COLS " FROM pools ORDER BY id", -1, &st,
-			       NULL) != SQLITE_OK)
+	st = catalog_stmt(cat, cat->rdb, CATALOG_SQL_POOL_LIST);
+	if (!st)
 		return -EIO;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if ((size_t)n < max && pool_from_row(st, &out[n]) < 0) {
@@ -381,7 +400,7 @@ int catalog_pool_list(struct catalog *cat, struct catalog_pool *out, size_t max)
 	}
 	if (n >= 0 && rc != SQLITE_DONE)
 		n = -EIO;
-	sqlite3_finalize(st);
+	catalog_stmt_done(st);
 	return n;
 }
 
@@ -407,26 +426,27 @@ int catalog_txn_begin(struct catalog *cat, char *err, size_t errlen)
 	if (cat->broken)
 		return catalog_errf(err, errlen, -EIO,
 				    "the catalog store failed earlier; it must be reopened");
-	return catalog_exec(cat->db, "BEGIN IMMEDIATE", err, errlen);
+	if (catalog_stmt_run(cat, cat->db, CATALOG_SQL_BEGIN) < 0)
+		return catalog_errf(err, errlen, -EIO, "catalog: %s", sqlite3_errmsg(cat->db));
+	return 0;
 }
 
 int catalog_txn_commit(struct catalog *cat, char *err, size_t errlen)
 {
-	int rc = catalog_exec(cat->db, "COMMIT", err, errlen);
-
-	if (rc < 0) {
-		/* Whether the commit reached the disk is unknown; the rows in memory may not be
-		 * what a restart will see. Stop here and let a reopen reconcile. */
-		sqlite3_exec(cat->db, "ROLLBACK", NULL, NULL, NULL);
-		cat->broken = true;
-		log_warnx("%s: %s", __func__, sqlite3_errmsg(cat->db));
-	}
-	return rc;
+	if (catalog_stmt_run(cat, cat->db, CATALOG_SQL_COMMIT) == 0)
+		return 0;
+	catalog_errf(err, errlen, -EIO, "catalog: %s", sqlite3_errmsg(cat->db));
+	/* Whether the commit reached the disk is unknown; the rows in memory may not be what a
+	 * restart will see. Stop here and let a reopen reconcile. */
+	log_warnx("%s: %s", __func__, sqlite3_errmsg(cat->db));
+	catalog_stmt_run(cat, cat->db, CATALOG_SQL_ROLLBACK);
+	cat->broken = true;
+	return -EIO;
 }
 
 void catalog_txn_rollback(struct catalog *cat)
 {
-	if (sqlite3_exec(cat->db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
+	if (catalog_stmt_run(cat, cat->db, CATALOG_SQL_ROLLBACK) < 0)
 		cat->broken = true;
 }
 
@@ -531,7 +551,7 @@ int catalog_pool_remove(struct catalog *cat, int64_t id, bool quorate, char *err
 	rc = catalog_txn_begin(cat, err, errlen);
 	if (rc < 0)
 		return rc;
-	n = catalog_vdisk_list(cat, id, &v, 1);
+	n = vdisk_list_on(cat->db, id, &v, 1);
 	if (n != 0) {
 		rc = n < 0 ? catalog_errf(err, errlen, -EIO, "catalog: cannot list disks")
 			   : catalog_errf(err, errlen, -EBUSY,
@@ -611,9 +631,9 @@ int catalog_pool_usage(struct catalog *cat, int64_t id, struct catalog_pool_usag
 	rc = pool_space(cat, id, &p, out, err, errlen);
 	if (rc < 0)
 		return rc;
-	if (sqlite3_prepare_v2(cat->db, "SELECT path, size FROM vdisks WHERE pool_id = ?", -1, &st,
+	if (sqlite3_prepare_v2(cat->rdb, "SELECT path, size FROM vdisks WHERE pool_id = ?", -1, &st,
 			       NULL) != SQLITE_OK)
-		return catalog_errf(err, errlen, -EIO, "catalog: %s", sqlite3_errmsg(cat->db));
+		return catalog_errf(err, errlen, -EIO, "catalog: %s", sqlite3_errmsg(cat->rdb));
 	sqlite3_bind_int64(st, 1, id);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *path = (const char *)sqlite3_column_text(st, 0);
@@ -626,7 +646,7 @@ int catalog_pool_usage(struct catalog *cat, int64_t id, struct catalog_pool_usag
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
-		return catalog_errf(err, errlen, -EIO, "catalog: %s", sqlite3_errmsg(cat->db));
+		return catalog_errf(err, errlen, -EIO, "catalog: %s", sqlite3_errmsg(cat->rdb));
 	return 0;
 }
 
@@ -639,21 +659,10 @@ int catalog_access_refresh(struct catalog *cat, const char *vdisk_id, uint32_t h
 
 	/* Every attachment selected (of one disk, of one host, or both) gets its state from the
 	 * pure rule, so the rule lives in one place and not also in SQL. */
-	if (sqlite3_prepare_v2(
-		    cat->db,
-		    "SELECT a.host_id, a.vdisk_id, coalesce(h.fenced, 0), v.maintenance,"
-		    " coalesce(h.redirected, 0) FROM attachments a"
-		    " JOIN vdisks v ON v.id = a.vdisk_id"
-		    " LEFT JOIN host_paths h ON h.host_id = a.host_id"
-		    " WHERE (?1 IS NULL OR a.vdisk_id = ?1) AND (?2 = 0 OR a.host_id = ?2)",
-		    -1, &q, NULL) != SQLITE_OK)
+	q = catalog_stmt(cat, cat->db, CATALOG_SQL_ACCESS_SELECT);
+	u = catalog_stmt(cat, cat->db, CATALOG_SQL_ACCESS_SET);
+	if (!q || !u)
 		return -EIO;
-	if (sqlite3_prepare_v2(
-		    cat->db, "UPDATE attachments SET access = ? WHERE host_id = ? AND vdisk_id = ?",
-		    -1, &u, NULL) != SQLITE_OK) {
-		sqlite3_finalize(q);
-		return -EIO;
-	}
 	if (vdisk_id)
 		sqlite3_bind_text(q, 1, vdisk_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(q, 2, host_id);
@@ -670,10 +679,10 @@ int catalog_access_refresh(struct catalog *cat, const char *vdisk_id, uint32_t h
 			rc = SQLITE_ERROR;
 			break;
 		}
-		sqlite3_reset(u);
+		catalog_stmt_done(u);
 	}
-	sqlite3_finalize(u);
-	sqlite3_finalize(q);
+	catalog_stmt_done(u);
+	catalog_stmt_done(q);
 	return rc == SQLITE_DONE ? 0 : -EIO;
 }
 
@@ -984,6 +993,28 @@ err_close:
 	return -EIO;
 }
 
+/* The reader connection (catalog_int.h): the same file, refusing every write. */
+static int open_reader(sqlite3 **out, const char *path, char *err, size_t errlen)
+{
+	sqlite3 *db = NULL;
+	int rc;
+
+	rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
+	if (rc != SQLITE_OK) {
+		catalog_errf(err, errlen, -EIO, "open %s for reading: %s", path,
+			     sqlite3_errstr(rc));
+		sqlite3_close(db);
+		return -EIO;
+	}
+	sqlite3_busy_timeout(db, 5000);
+	if (catalog_exec(db, "PRAGMA query_only = ON; PRAGMA foreign_keys = ON", err, errlen) < 0) {
+		sqlite3_close(db);
+		return -EIO;
+	}
+	*out = db;
+	return 0;
+}
+
 int catalog_open(struct catalog **out, const char *data_dir, struct catalog_reconcile *rec,
 		 char *err, size_t errlen)
 {
@@ -1028,6 +1059,9 @@ int catalog_open(struct catalog **out, const char *data_dir, struct catalog_reco
 		catalog_errf(err, errlen, rc, "fsync %s: %s", data_dir, strerror(-rc));
 		goto err_close_db;
 	}
+	rc = open_reader(&cat->rdb, path, err, errlen);
+	if (rc < 0)
+		goto err_close_db;
 	rc = reconcile(cat, rec, err, errlen);
 	if (rc < 0)
 		goto err_close_db;
@@ -1035,6 +1069,8 @@ int catalog_open(struct catalog **out, const char *data_dir, struct catalog_reco
 	return 0;
 
 err_close_db:
+	catalog_stmts_free(cat);
+	sqlite3_close(cat->rdb);
 	sqlite3_close(cat->db);
 err_close_lock:
 	close(cat->lock_fd);
@@ -1047,6 +1083,9 @@ void catalog_close(struct catalog *cat)
 {
 	if (!cat)
 		return;
+	catalog_stmts_free(cat);
+	/* The reader first: the writer, closing last, checkpoints the WAL into the database. */
+	sqlite3_close(cat->rdb);
 	sqlite3_close(cat->db);
 	close(cat->lock_fd);
 	free(cat);

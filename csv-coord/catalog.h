@@ -12,7 +12,14 @@
  *	-EACCES	the old owner is not the owner	-EBUSY	 delete of an attached or owned disk, a
  *	-ENOENT	no such pool, disk or attachment	 disk still being created or cloned
  *	-EEXIST	the name is taken		-EINVAL	 bad argument (e.g. a smaller size)
- *	-ENOSPC	no LUN number or space left	-EIO	 the store failed; reopen the catalog */
+ *	-ENOSPC	no LUN number or space left	-EIO	 the store failed; reopen the catalog
+ *
+ * Threads. The catalog holds two connections: the writer (every change, and the reads a change
+ * depends on) and a read-only one for the lookups below (catalog_vdisk_get, _list, _hosts,
+ * catalog_access_get, catalog_pool_get, _by_name, _list, _usage, _space, catalog_host_portals,
+ * catalog_host_path), which see the last committed state and never wait for the writer. So one
+ * thread may run the lookups while another runs a change (catalog_commit, ...); the changes
+ * must not run in two threads at once, nor the lookups. */
 #ifndef HOLDFAST_CSV_COORD_CATALOG_H
 #define HOLDFAST_CSV_COORD_CATALOG_H
 

@@ -7,8 +7,41 @@
 
 #include "csv-coord/catalog.h"
 
+/* The statements kept prepared (catalog_stmt.c). */
+enum catalog_sql {
+	CATALOG_SQL_BEGIN,
+	CATALOG_SQL_COMMIT,
+	CATALOG_SQL_ROLLBACK,
+	CATALOG_SQL_SAVEPOINT,
+	CATALOG_SQL_ROLLBACK_TO,
+	CATALOG_SQL_RELEASE,
+	CATALOG_SQL_VDISK_GET,
+	CATALOG_SQL_VDISK_BY_NAME,
+	CATALOG_SQL_VDISK_HOSTS,
+	CATALOG_SQL_ACCESS_GET,
+	CATALOG_SQL_POOL_BY_ID,
+	CATALOG_SQL_POOL_BY_NAME,
+	CATALOG_SQL_POOL_LIST,
+	CATALOG_SQL_LUN_HWM_GET,
+	CATALOG_SQL_LUN_IN_USE,
+	CATALOG_SQL_LUN_HWM_SET,
+	CATALOG_SQL_VDISK_INSERT,
+	CATALOG_SQL_VDISK_DROP,
+	CATALOG_SQL_ACCESS_SELECT,
+	CATALOG_SQL_ACCESS_SET,
+	CATALOG_SQL_N
+};
+
+/* Two connections to the same database. db is the only writer: every transaction, and every
+ * read a change depends on, runs on it. rdb is read-only (query_only) and serves the public
+ * lookups (catalog_vdisk_get, catalog_pool_list, ...): in WAL mode a reader never waits for
+ * the writer and sees the last committed state, so a caller may read from one thread while
+ * another thread commits on db (catalog.h, "Threads"). */
 struct catalog {
 	sqlite3 *db;
+	sqlite3 *rdb;
+	sqlite3_stmt *wst[CATALOG_SQL_N]; /* db's kept statements */
+	sqlite3_stmt *rst[CATALOG_SQL_N]; /* rdb's */
 	char dir[CATALOG_PATH_MAX];
 	int lock_fd;
 	bool broken; /* a commit or rollback failed: refuse everything until reopened */
@@ -18,6 +51,26 @@ struct catalog {
 #define CATALOG_VDISK_COLS                                                                         \
 	"id, name, pool_id, size, path, target_iqn, lun, owner, epoch, state, maintenance, vm,"    \
 	" created, updated"
+#define CATALOG_POOL_COLS "id, name, path, kind, alert_pct"
+
+/* The kept statement which of connection db (cat->db or cat->rdb), reset and unbound; NULL
+ * when it cannot be prepared. Give it back with catalog_stmt_done() (reset, unbound) once its
+ * rows are read: a reader statement left running would hold on to an old snapshot. */
+sqlite3_stmt *catalog_stmt(struct catalog *cat, sqlite3 *db, enum catalog_sql which);
+void catalog_stmt_done(sqlite3_stmt *st);
+/* Step a kept statement without parameters once (BEGIN, SAVEPOINT, ...): 0 or -EIO. */
+int catalog_stmt_run(struct catalog *cat, sqlite3 *db, enum catalog_sql which);
+void catalog_stmts_free(struct catalog *cat);
+
+/* The lookups on a given connection: the public ones use cat->rdb; a change reads on cat->db,
+ * inside its own transaction, so that it sees what the batch did so far. */
+int catalog_vdisk_get_on(struct catalog *cat, sqlite3 *db, const char *id,
+			 struct catalog_vdisk *out);
+int catalog_vdisk_by_name_on(struct catalog *cat, sqlite3 *db, int64_t pool_id, const char *name,
+			     struct catalog_vdisk *out);
+int catalog_vdisk_hosts_on(struct catalog *cat, sqlite3 *db, const char *vdisk_id, uint32_t *hosts,
+			   size_t max);
+int catalog_pool_get_on(struct catalog *cat, sqlite3 *db, int64_t id, struct catalog_pool *out);
 
 int catalog_vdisk_from_row(sqlite3_stmt *st, struct catalog_vdisk *v);
 int catalog_open_db(sqlite3 **out, const char *path, char *err, size_t errlen);

@@ -71,7 +71,7 @@ int catalog_host_portals(struct catalog *cat, uint32_t host_id, char (*out)[64],
 	sqlite3_stmt *st;
 	int n = 0, rc;
 
-	if (sqlite3_prepare_v2(cat->db,
+	if (sqlite3_prepare_v2(cat->rdb,
 			       "SELECT portal FROM host_portals WHERE host_id = ? ORDER BY portal",
 			       -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
@@ -92,7 +92,7 @@ int catalog_host_path(struct catalog *cat, uint32_t host_id, bool *fenced, bool 
 	int rc;
 
 	*fenced = *nonpreferred_only = false;
-	if (sqlite3_prepare_v2(cat->db,
+	if (sqlite3_prepare_v2(cat->rdb,
 			       "SELECT fenced, redirected FROM host_paths WHERE host_id = ?", -1,
 			       &st, NULL) != SQLITE_OK)
 		return -EIO;

@@ -62,6 +62,24 @@ static int prepare(struct catalog *cat, const char *sql, sqlite3_stmt **st)
 	return sqlite3_prepare_v2(cat->db, sql, -1, st, NULL) == SQLITE_OK ? 0 : -EIO;
 }
 
+/* A kept statement of the writer (catalog_stmt.c). */
+static int kept(struct catalog *cat, enum catalog_sql which, sqlite3_stmt **st)
+{
+	*st = catalog_stmt(cat, cat->db, which);
+	return *st ? 0 : -EIO;
+}
+
+/* step_done() for a kept statement: run it once and give it back. */
+static int kept_done(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	catalog_stmt_done(st);
+	if (rc == SQLITE_DONE)
+		return 0;
+	return rc == SQLITE_CONSTRAINT ? -EEXIST : -EIO;
+}
+
 /* The checks every request on an existing disk starts with: quorum, the disk exists and is
  * ready, and the caller knows its current epoch. */
 static int load_checked(struct catalog *cat, struct catalog_req *r)
@@ -70,7 +88,7 @@ static int load_checked(struct catalog *cat, struct catalog_req *r)
 
 	if (!r->quorate)
 		return REQ_ERR(r, -EPERM, "no quorum: the catalog changes only with quorum");
-	rc = catalog_vdisk_get(cat, r->vdisk_id, &r->vdisk);
+	rc = catalog_vdisk_get_on(cat, cat->db, r->vdisk_id, &r->vdisk);
 	if (rc == -ENOENT)
 		return REQ_ERR(r, rc, "no virtual disk %.*s", CATALOG_ID_LEN, r->vdisk_id);
 	if (rc < 0)
@@ -105,12 +123,12 @@ static int lun_in_use(struct catalog *cat, const char *iqn, int64_t lun)
 	sqlite3_stmt *st;
 	int rc;
 
-	if (prepare(cat, "SELECT 1 FROM vdisks WHERE target_iqn = ? AND lun = ?", &st) < 0)
+	if (kept(cat, CATALOG_SQL_LUN_IN_USE, &st) < 0)
 		return -EIO;
 	sqlite3_bind_text(st, 1, iqn, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, lun);
 	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	catalog_stmt_done(st);
 	if (rc == SQLITE_ROW)
 		return 1;
 	return rc == SQLITE_DONE ? 0 : -EIO;
@@ -126,13 +144,13 @@ static int lun_alloc(struct catalog *cat, const char *iqn, uint32_t *out)
 	int64_t next = 0;
 	int rc;
 
-	if (prepare(cat, "SELECT next_lun FROM lun_hwm WHERE target_iqn = ?", &st) < 0)
+	if (kept(cat, CATALOG_SQL_LUN_HWM_GET, &st) < 0)
 		return -EIO;
 	sqlite3_bind_text(st, 1, iqn, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		next = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	catalog_stmt_done(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return -EIO;
 	while (next <= CATALOG_LUN_MAX) {
@@ -156,14 +174,11 @@ static int lun_alloc(struct catalog *cat, const char *iqn, uint32_t *out)
 			return -ENOSPC;
 	}
 	*out = (uint32_t)next;
-	if (prepare(cat,
-		    "INSERT INTO lun_hwm (target_iqn, next_lun) VALUES (?1, ?2) ON CONFLICT"
-		    " (target_iqn) DO UPDATE SET next_lun = max(next_lun, excluded.next_lun)",
-		    &st) < 0)
+	if (kept(cat, CATALOG_SQL_LUN_HWM_SET, &st) < 0)
 		return -EIO;
 	sqlite3_bind_text(st, 1, iqn, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, next + 1);
-	return step_done(st);
+	return kept_done(st);
 }
 
 /* Insert a new disk's row in state (ready for a create, whose file the batch makes before it
@@ -195,11 +210,7 @@ static int insert_vdisk(struct catalog *cat, struct catalog_req *r, const struct
 		return REQ_ERR(r, rc, "target %s has no free LUN number", v->target_iqn);
 	if (rc < 0)
 		return REQ_ERR(r, rc, "catalog: %s", sqlite3_errmsg(cat->db));
-	if (prepare(cat,
-		    "INSERT INTO vdisks (id, pool_id, name, size, path, target_iqn, lun, owner,"
-		    " epoch, state, vm, created, updated)"
-		    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
-		    &st) < 0)
+	if (kept(cat, CATALOG_SQL_VDISK_INSERT, &st) < 0)
 		return REQ_ERR(r, -EIO, "catalog: %s", sqlite3_errmsg(cat->db));
 	sqlite3_bind_text(st, 1, v->id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, v->pool_id);
@@ -219,7 +230,7 @@ static int insert_vdisk(struct catalog *cat, struct catalog_req *r, const struct
 		sqlite3_bind_null(st, 10);
 	sqlite3_bind_int64(st, 11, v->created);
 	sqlite3_bind_int64(st, 12, v->updated);
-	rc = step_done(st);
+	rc = kept_done(st);
 	if (rc == -EEXIST)
 		return REQ_ERR(r, rc, "pool %s already has a virtual disk named %s", p->name,
 			       v->name);
@@ -245,14 +256,14 @@ static int check_new_disk(struct catalog *cat, struct catalog_req *r, struct cat
 		return REQ_ERR(r, -EINVAL, "a virtual disk needs a target name");
 	if (strnlen(r->spec.vm, sizeof(r->spec.vm)) > CATALOG_VM_MAX)
 		return REQ_ERR(r, -EINVAL, "the VM name is longer than %d", CATALOG_VM_MAX);
-	rc = catalog_pool_get(cat, r->spec.pool_id, p);
+	rc = catalog_pool_get_on(cat, cat->db, r->spec.pool_id, p);
 	if (rc == -ENOENT)
 		return REQ_ERR(r, rc, "no pool %lld", (long long)r->spec.pool_id);
 	if (rc < 0)
 		return REQ_ERR(r, rc, "catalog: %s", sqlite3_errmsg(cat->db));
 	if (p->kind != CATALOG_POOL_FOLDER)
 		return REQ_ERR(r, -EOPNOTSUPP, "pool %s is not a folder pool", p->name);
-	rc = catalog_vdisk_by_name(cat, p->id, r->spec.name, &other);
+	rc = catalog_vdisk_by_name_on(cat, cat->db, p->id, r->spec.name, &other);
 	if (rc == 0)
 		return REQ_ERR(r, -EEXIST, "pool %s already has a virtual disk named %s", p->name,
 			       r->spec.name);
@@ -294,7 +305,7 @@ static int update_vdisk(struct catalog *cat, struct catalog_req *r, const char *
 	rc = step_done(st);
 	if (rc < 0)
 		return REQ_ERR(r, -EIO, "catalog: %s", sqlite3_errmsg(cat->db));
-	return catalog_vdisk_get(cat, r->vdisk.id, &r->vdisk) < 0
+	return catalog_vdisk_get_on(cat, cat->db, r->vdisk.id, &r->vdisk) < 0
 		       ? REQ_ERR(r, -EIO, "catalog: %s", sqlite3_errmsg(cat->db))
 		       : 0;
 }
@@ -339,7 +350,7 @@ static int apply_extend(struct catalog *cat, struct catalog_req *r, uint64_t *ol
 
 static int count_attached(struct catalog *cat, const char *id)
 {
-	return catalog_vdisk_hosts(cat, id, NULL, 0);
+	return catalog_vdisk_hosts_on(cat, cat->db, id, NULL, 0);
 }
 
 static int apply_delete(struct catalog *cat, struct catalog_req *r)
@@ -531,7 +542,7 @@ static int make_files(struct catalog *cat, struct catalog_req *reqs, size_t n)
 	}
 	catalog_files_make(files, nf, dirs, nd);
 
-	if (prepare(cat, "DELETE FROM vdisks WHERE id = ?", &drop) < 0)
+	if (kept(cat, CATALOG_SQL_VDISK_DROP, &drop) < 0)
 		rc = -EIO;
 	for (size_t i = 0, j = 0; i < n && rc == 0; i++) {
 		struct catalog_req *r = &reqs[i];
@@ -559,7 +570,7 @@ static int make_files(struct catalog *cat, struct catalog_req *reqs, size_t n)
 		sqlite3_reset(drop);
 		r->vdisk.id[0] = '\0';
 	}
-	sqlite3_finalize(drop);
+	catalog_stmt_done(drop);
 	free(dirs);
 	return rc;
 }
@@ -603,7 +614,7 @@ static void finish_deletes(struct catalog *cat, struct catalog_req *reqs, size_t
 
 	if (catalog_txn_begin(cat, why, sizeof(why)) < 0)
 		goto err;
-	if (prepare(cat, "DELETE FROM vdisks WHERE id = ?", &drop) < 0)
+	if (kept(cat, CATALOG_SQL_VDISK_DROP, &drop) < 0)
 		goto err_rollback;
 	for (size_t i = 0; i < n; i++) {
 		struct catalog_req *r = &reqs[i];
@@ -612,20 +623,19 @@ static void finish_deletes(struct catalog *cat, struct catalog_req *reqs, size_t
 			continue;
 		sqlite3_bind_text(drop, 1, r->vdisk.id, -1, SQLITE_STATIC);
 		if (sqlite3_step(drop) != SQLITE_DONE) {
-			sqlite3_reset(drop);
+			snprintf(why, sizeof(why), "%s", sqlite3_errmsg(cat->db));
+			catalog_stmt_done(drop);
 			goto err_rollback;
 		}
-		sqlite3_reset(drop);
+		catalog_stmt_done(drop);
 	}
-	sqlite3_finalize(drop);
-	drop = NULL;
 	if (catalog_txn_commit(cat, why, sizeof(why)) < 0)
 		goto err;
 	return;
 
 err_rollback:
-	snprintf(why, sizeof(why), "%s", sqlite3_errmsg(cat->db));
-	sqlite3_finalize(drop);
+	if (!drop)
+		snprintf(why, sizeof(why), "%s", sqlite3_errmsg(cat->db));
 	catalog_txn_rollback(cat);
 err:
 	/* The deletes stand: they were durable in the first transaction (their rows say
@@ -637,7 +647,7 @@ err:
 int catalog_commit(struct catalog *cat, struct catalog_req *reqs, size_t n)
 {
 	uint64_t old_size[CATALOG_BATCH_MAX];
-	char why[CATALOG_ERR_MAX], sp[32];
+	char why[CATALOG_ERR_MAX];
 	bool creates = false, deletes = false;
 	int rc;
 
@@ -661,29 +671,24 @@ int catalog_commit(struct catalog *cat, struct catalog_req *reqs, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		struct catalog_req *r = &reqs[i];
 
-		snprintf(sp, sizeof(sp), "SAVEPOINT r%zu", i);
-		if (catalog_exec(cat->db, sp, why, sizeof(why)) < 0)
-			goto err_rollback;
+		if (catalog_stmt_run(cat, cat->db, CATALOG_SQL_SAVEPOINT) < 0)
+			goto err_sql;
 		r->rc = apply(cat, r, &old_size[i]);
 		if (r->rc < 0) {
-			snprintf(sp, sizeof(sp), "ROLLBACK TO r%zu", i);
-			if (catalog_exec(cat->db, sp, why, sizeof(why)) < 0)
-				goto err_rollback;
+			if (catalog_stmt_run(cat, cat->db, CATALOG_SQL_ROLLBACK_TO) < 0)
+				goto err_sql;
 			/* A refused create keeps no row: forget its id so no file is made. */
 			if (r->op == CATALOG_OP_CREATE)
 				r->vdisk.id[0] = '\0';
 		}
-		snprintf(sp, sizeof(sp), "RELEASE r%zu", i);
-		if (catalog_exec(cat->db, sp, why, sizeof(why)) < 0)
-			goto err_rollback;
+		if (catalog_stmt_run(cat, cat->db, CATALOG_SQL_RELEASE) < 0)
+			goto err_sql;
 		creates = creates || (r->rc == 0 && r->op == CATALOG_OP_CREATE);
 		deletes = deletes || (r->rc == 0 && r->op == CATALOG_OP_DELETE);
 	}
 	/* The files before the COMMIT: a ready row always names a durable file. */
-	if (creates && make_files(cat, reqs, n) < 0) {
-		snprintf(why, sizeof(why), "catalog: %s", sqlite3_errmsg(cat->db));
-		goto err_rollback;
-	}
+	if (creates && make_files(cat, reqs, n) < 0)
+		goto err_sql;
 	rc = catalog_txn_commit(cat, why, sizeof(why));
 	if (rc < 0) {
 		/* Whether the rows reached the disk is unknown, so the new files stay: the next
@@ -694,7 +699,8 @@ int catalog_commit(struct catalog *cat, struct catalog_req *reqs, size_t n)
 		finish_deletes(cat, reqs, n);
 	return 0;
 
-err_rollback:
+err_sql:
+	snprintf(why, sizeof(why), "catalog: %s", sqlite3_errmsg(cat->db));
 	catalog_txn_rollback(cat);
 	unmake_files(reqs, n);
 	rc = -EIO;
@@ -975,7 +981,7 @@ int catalog_clone_copy(const char *src_path, const char *dst_path, uint64_t size
 static int load_cloning(struct catalog *cat, const char *id, struct catalog_vdisk *v, char *err,
 			size_t errlen)
 {
-	int rc = catalog_vdisk_get(cat, id, v);
+	int rc = catalog_vdisk_get_on(cat, cat->db, id, v);
 
 	if (rc == -ENOENT)
 		return catalog_errf(err, errlen, rc, "no virtual disk %s", id);

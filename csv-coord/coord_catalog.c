@@ -1,6 +1,6 @@
 /* The catalog inside the coord plane. A control request is checked here (names, numbers), its
- * catalog requests are queued, and coord_catalog_flush() commits every request queued in one
- * loop iteration with one catalog_commit() (one fsync for all of them). What the target must
+ * catalog requests are queued, and coord_catalog_flush() hands every request queued since the
+ * last batch to the commit thread as one catalog_commit() (one fsync for all of them). What the target must
  * know follows the commit and comes before the answer: a new disk is exported (lun_add) and
  * given its access policy, an extend is followed by lun_resize, an ownership change by
  * lun_access. A delete goes the other way round: the LUN is removed first (so no host writes
@@ -11,7 +11,15 @@
  * is committed here, the answer goes out at once, and a worker thread copies the bytes (clone
  * jobs below). The thread never touches the catalog: it reports progress through atomics and
  * its end through a flag that coord_catalog_tick() looks at, and the loop commits the result.
- * So a clone never holds up leases, quorum or fencing, which run in the same loop. */
+ * So a clone never holds up leases, quorum or fencing, which run in the same loop.
+ *
+ * The group commit runs in a commit thread, not in the loop (commit thread below): the loop hands
+ * it a batch and goes on parsing requests and relaying the target's answers; the thread wakes
+ * the loop through an eventfd when the batch is durable, and the loop answers for it and hands
+ * over the next batch, which gathered meanwhile. At most one batch is in flight. While it is,
+ * the loop reads the catalog through its read-only connection (the last committed state) and
+ * writes nothing: a write of the loop's own (a clone's steps, a pool, a host's path or portals,
+ * taking back a disk the target did not export) first waits for the batch in flight. */
 #include "csv-coord/coord_catalog.h"
 
 #include <errno.h>
@@ -21,7 +29,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "csv-coord/catalog.h"
 #include "csv-coord/catalog_portal.h"
@@ -120,6 +130,25 @@ static struct {
 	unsigned nalerts;
 	int64_t pool_check_ns; /* the next periodic look */
 } cc;
+
+/* The commit thread. The loop owns everything here but what mu guards; while a batch is in
+ * flight (busy), the thread alone uses the catalog's writer connection and batch[]. */
+static struct {
+	pthread_t thread;
+	bool started;
+	int fd;	   /* eventfd: the thread wakes the loop when a batch is done */
+	bool busy; /* a batch was handed over and its answers are not sent yet */
+	struct op *ops[CATALOG_BATCH_MAX];
+	size_t nops, n;
+	int rc;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool pending; /* under mu: batch[0..n) waits for the thread */
+	bool done;    /* under mu: the thread committed it; rc holds catalog_commit's result */
+	bool stop;    /* under mu */
+} ct = {.fd = -1, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static void writer_wait(void);
 
 static int64_t mono_ns(void)
 {
@@ -769,6 +798,7 @@ static int drop_new_disk(const struct catalog_vdisk *v, char *err, size_t errlen
 	uint64_t epoch = v->epoch;
 	int rc = 0;
 
+	writer_wait();
 	if (v->owner != CATALOG_NO_HOST)
 		rc = catalog_vdisk_transfer(cc.cat, v->id, v->owner, CATALOG_NO_HOST, v->epoch,
 					    true, &epoch, err, errlen);
@@ -840,7 +870,7 @@ static int skip_configured_luns(struct op *o)
 	int rc;
 
 	while (lun_configured(v->target_iqn, v->lun)) {
-		rc = drop_new_disk(v, err, sizeof(err));
+		rc = drop_new_disk(v, err, sizeof(err)); /* waits for the writer */
 		if (!rc)
 			rc = catalog_vdisk_create(cc.cat, &spec, true, v, err, sizeof(err));
 		if (rc) {
@@ -937,43 +967,166 @@ static void op_committed(struct op *o)
 	}
 }
 
-void coord_catalog_flush(void)
+/* ---- the commit thread ---- */
+
+static void *commit_main(void *arg)
 {
-	struct op *o, *list[CATALOG_BATCH_MAX];
-	size_t n, nops, i, k;
+	uint64_t one = 1;
+	ssize_t k;
+
+	(void)arg;
+	pthread_mutex_lock(&ct.mu);
+	for (;;) {
+		while (!ct.pending && !ct.stop)
+			pthread_cond_wait(&ct.cv, &ct.mu);
+		if (ct.stop)
+			break;
+		pthread_mutex_unlock(&ct.mu);
+		ct.rc = catalog_commit(cc.cat, cc.batch, ct.n);
+		pthread_mutex_lock(&ct.mu);
+		ct.pending = false;
+		ct.done = true;
+		pthread_cond_broadcast(&ct.cv);
+		/* An eventfd counter cannot overflow at one a batch; EINTR aside, this cannot
+		 * fail. */
+		do
+			k = write(ct.fd, &one, sizeof(one));
+		while (k < 0 && errno == EINTR);
+	}
+	pthread_mutex_unlock(&ct.mu);
+	return NULL;
+}
+
+static void commit_thread_start(void)
+{
 	int rc;
 
-	if (!cc.cat)
+	ct.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (ct.fd < 0) {
+		log_warn("coord: eventfd for the commit thread; committing in the loop");
 		return;
-	for (;;) {
-		n = nops = 0;
-		for (o = cc.ops; o; o = o->next) {
-			if (!o->queued)
-				continue;
-			if (n + o->nreq > CATALOG_BATCH_MAX)
-				break;
-			list[nops++] = o;
-			for (k = 0; k < o->nreq; k++)
-				cc.batch[n++] = o->req[k];
-		}
-		if (!nops)
-			return;
-		rc = catalog_commit(cc.cat, cc.batch, n);
-		if (rc)
-			log_warnx("coord: catalog commit of %zu request(s): %s", n, strerror(-rc));
-		else if (nops > 1)
-			log_debug("coord: %zu request(s) of %zu operations in one commit", n, nops);
-		for (i = n = 0; i < nops; i++) {
-			list[i]->queued = false;
-			for (k = 0; k < list[i]->nreq; k++)
-				list[i]->req[k] = cc.batch[n++];
-		}
-		/* Answers may free ops and queue none: list[] holds what this batch took. */
-		for (i = 0; i < nops; i++)
-			op_committed(list[i]);
-		/* Creates and extends take space (or promise it): look at once. */
-		pools_check();
 	}
+	ct.stop = ct.pending = ct.done = ct.busy = false;
+	rc = pthread_create(&ct.thread, NULL, commit_main, NULL);
+	if (rc) {
+		log_warnx("coord: no commit thread (%s); committing in the loop", strerror(rc));
+		close(ct.fd);
+		ct.fd = -1;
+		return;
+	}
+	ct.started = true;
+}
+
+/* Wait until the batch in flight (if any) is committed, so that the loop may use the writer
+ * connection. Its answers are left to coord_catalog_committed(), which the eventfd still
+ * calls. */
+static void writer_wait(void)
+{
+	if (!ct.busy)
+		return;
+	pthread_mutex_lock(&ct.mu);
+	while (!ct.done)
+		pthread_cond_wait(&ct.cv, &ct.mu);
+	pthread_mutex_unlock(&ct.mu);
+}
+
+static void commit_thread_stop(void)
+{
+	if (!ct.started)
+		return;
+	writer_wait();
+	pthread_mutex_lock(&ct.mu);
+	ct.stop = true;
+	pthread_cond_broadcast(&ct.cv);
+	pthread_mutex_unlock(&ct.mu);
+	pthread_join(ct.thread, NULL);
+	close(ct.fd);
+	ct.fd = -1;
+	ct.started = ct.busy = ct.done = false;
+}
+
+/* The batch came back: copy each op's results, then answer (or go on to the target). */
+static void batch_answer(void)
+{
+	size_t i, k, n;
+
+	if (ct.rc)
+		log_warnx("coord: catalog commit of %zu request(s): %s", ct.n, strerror(-ct.rc));
+	else if (ct.nops > 1)
+		log_debug("coord: %zu request(s) of %zu operations in one commit", ct.n, ct.nops);
+	for (i = n = 0; i < ct.nops; i++)
+		for (k = 0; k < ct.ops[i]->nreq; k++)
+			ct.ops[i]->req[k] = cc.batch[n++];
+	ct.busy = false;
+	/* Answers may free ops and queue none: ops[] holds what this batch took. */
+	for (i = 0; i < ct.nops; i++)
+		op_committed(ct.ops[i]);
+	ct.nops = 0;
+	/* Creates and extends take space (or promise it): look at once. */
+	pools_check();
+}
+
+/* Gather the queued ops into cc.batch (up to CATALOG_BATCH_MAX requests); false: none. */
+static bool batch_gather(void)
+{
+	struct op *o;
+	size_t k;
+
+	ct.n = ct.nops = 0;
+	for (o = cc.ops; o; o = o->next) {
+		if (!o->queued)
+			continue;
+		if (ct.n + o->nreq > CATALOG_BATCH_MAX)
+			break;
+		o->queued = false;
+		ct.ops[ct.nops++] = o;
+		for (k = 0; k < o->nreq; k++)
+			cc.batch[ct.n++] = o->req[k];
+	}
+	return ct.nops > 0;
+}
+
+void coord_catalog_flush(void)
+{
+	if (!cc.cat || ct.busy)
+		return;
+	while (batch_gather()) {
+		ct.busy = true;
+		if (ct.started) {
+			pthread_mutex_lock(&ct.mu);
+			ct.done = false;
+			ct.pending = true;
+			pthread_cond_signal(&ct.cv);
+			pthread_mutex_unlock(&ct.mu);
+			return;
+		}
+		/* No thread: in the loop, as before. */
+		ct.rc = catalog_commit(cc.cat, cc.batch, ct.n);
+		batch_answer();
+	}
+}
+
+int coord_catalog_fd(void)
+{
+	return ct.fd;
+}
+
+void coord_catalog_committed(void)
+{
+	uint64_t x;
+	bool done;
+
+	if (ct.fd < 0 || read(ct.fd, &x, sizeof(x)) < 0)
+		return;
+	pthread_mutex_lock(&ct.mu);
+	done = ct.done;
+	ct.done = false;
+	pthread_mutex_unlock(&ct.mu);
+	if (!done || !ct.busy)
+		return;
+	batch_answer();
+	/* What gathered while this batch was committed goes at once. */
+	coord_catalog_flush();
 }
 
 /* ---- request parsing ---- */
@@ -1061,6 +1214,7 @@ static void do_pool_add(uint32_t id, json_t *req)
 		reply_err(id, -EINVAL, "pool_add needs \"name\", \"path\" and an \"alert\" 0..100");
 		return;
 	}
+	writer_wait();
 	rc = catalog_pool_add(cc.cat, name, path, CATALOG_POOL_FOLDER, (unsigned)alert, quorate(),
 			      &pid, err, sizeof(err));
 	if (rc) {
@@ -1107,6 +1261,7 @@ static void do_pool_remove(uint32_t id, json_t *req)
 		reply_err(id, -ENOENT, err);
 		return;
 	}
+	writer_wait();
 	rc = catalog_pool_remove(cc.cat, p.id, quorate(), err, sizeof(err));
 	if (rc)
 		reply_err(id, rc, err);
@@ -1455,6 +1610,7 @@ static void job_end(struct clone_job *j, bool stopping)
 	int rc;
 
 	pthread_join(j->thread, NULL);
+	writer_wait();
 	secs = (double)(mono_ns() - j->started_ns) / 1e9;
 	rc = j->rc;
 	if (stopping) {
@@ -1529,6 +1685,7 @@ static void do_vdisk_clone(uint32_t id, json_t *req)
 		reply_err(id, -ENOMEM, "out of memory");
 		return;
 	}
+	writer_wait();
 	rc = catalog_vdisk_clone_begin(cc.cat, src.id, epoch, name, "", quorate(), &src, &v, err,
 				       sizeof(err));
 	/* As for a create: a LUN number the configuration uses is skipped (the catalog's
@@ -1719,6 +1876,7 @@ static void paths_apply(json_t *sessions)
 		if (r < paths.nrec && paths.rec[r].fenced == h->fenced &&
 		    paths.rec[r].nonpreferred == np)
 			continue;
+		writer_wait();
 		if (catalog_host_set_path(cc.cat, h->id, h->fenced, np, err, sizeof(err)) < 0) {
 			log_warnx("coord: host %s: cannot record its path: %s", h->name, err);
 			continue;
@@ -1940,6 +2098,7 @@ static void do_host_portals(uint32_t id, json_t *req)
 			}
 			specs[n++] = json_string_value(x);
 		}
+		writer_wait();
 		rc = catalog_host_set_portals(cc.cat, h->id, specs, n, quorate(), why, sizeof(why));
 		if (rc) {
 			reply_err(id, rc, why);
@@ -2248,6 +2407,7 @@ int coord_catalog_open(const struct coord_catalog_env *env)
 		 catalog_schema_version(cc.cat), rec.creates_rolled_back, rec.clones_rolled_back,
 		 rec.deletes_finished, rec.sizes_fixed, rec.orphans_removed,
 		 rec.orphans_quarantined, rec.missing);
+	commit_thread_start();
 	return 0;
 }
 
@@ -2257,6 +2417,9 @@ void coord_catalog_close(void)
 	struct sync *s;
 	struct op *o;
 
+	/* The batch in flight is durable before the catalog closes; its operations, like every
+	 * other one still waiting, go unanswered (their connections close with coord). */
+	commit_thread_stop();
 	/* A clone in progress is cancelled and rolled back now rather than at the next start. */
 	for (j = cc.jobs; j; j = j->next)
 		atomic_store(&j->cancel, true);

@@ -63,8 +63,15 @@ void coord_catalog_request(uint32_t ctl_id, const char *cmd, json_t *req);
  * "forbidden", "in_use", "fenced", "not_found" besides the admin's. Answered later through
  * env->reply, exactly once. */
 void coord_catalog_host_request(uint32_t id, uint32_t host_id, const char *cmd, json_t *req);
-/* Commit what the requests of this loop iteration queued, in one catalog_commit(). */
+/* Hand what the requests queued since the last batch to the commit thread, in one
+ * catalog_commit(), unless a batch is in flight already (the queued requests then go when it
+ * is done). Call it at the end of every loop iteration. */
 void coord_catalog_flush(void);
+/* The eventfd the commit thread signals when a batch is durable (-1: none, the catalog is not
+ * open or commits run in the loop): the loop watches it for reading and then calls
+ * coord_catalog_committed(), which answers for the batch and hands over the next one. */
+int coord_catalog_fd(void);
+void coord_catalog_committed(void);
 /* Periodic: retries of exports and access policies the target has not taken yet, a new
  * access policy for every disk when the cluster's member initiators changed, and once a second
  * the pools' free space (an event when a pool's alert turns on or off). */

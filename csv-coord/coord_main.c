@@ -150,7 +150,7 @@ static struct {
 	} tgt;
 } co;
 
-static char tag_parent, tag_timer, tag_join, tag_agent;
+static char tag_parent, tag_timer, tag_join, tag_agent, tag_catalog;
 
 static int64_t now_ns(void)
 {
@@ -2117,6 +2117,12 @@ int coord_main(const struct hf_config *cfg, int parent_fd)
 	epoll_ctl(co.epfd, EPOLL_CTL_ADD, co.join_fd, &ev);
 	ev.data.ptr = &tag_agent;
 	epoll_ctl(co.epfd, EPOLL_CTL_ADD, co.agent_fd, &ev);
+	/* The catalog's commit thread says a batch is durable (csv-coord/coord_catalog.h). */
+	if (coord_catalog_fd() >= 0) {
+		ev.data.ptr = &tag_catalog;
+		if (epoll_ctl(co.epfd, EPOLL_CTL_ADD, coord_catalog_fd(), &ev) < 0)
+			fatal("%s: epoll of the catalog's commit thread", __func__);
+	}
 
 	{
 		char fp[2 * TLS_FINGERPRINT_LEN + 1];
@@ -2159,6 +2165,8 @@ int coord_main(const struct hf_config *cfg, int parent_fd)
 				accept_cb(co.join_fd, true);
 			} else if (tag == &tag_agent) {
 				accept_cb(co.agent_fd, false);
+			} else if (tag == &tag_catalog) {
+				coord_catalog_committed();
 			} else {
 				conn_drive(tag);
 			}
@@ -2166,7 +2174,8 @@ int coord_main(const struct hf_config *cfg, int parent_fd)
 		for (c = co.conns; c; c = c->next)
 			if (c->again && !c->dead)
 				conn_drive(c);
-		/* The catalog requests of this iteration share one commit. */
+		/* The catalog requests of this iteration share one commit (with those that
+		 * gathered while the previous batch was in flight). */
 		coord_catalog_flush();
 		/* Decrypted bytes the fd will not announce. */
 		for (c = co.conns; c; c = c->next)
