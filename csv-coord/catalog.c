@@ -325,7 +325,27 @@ int catalog_access_get(struct catalog *cat, uint32_t host_id, const char *vdisk_
 
 /* Pools. */
 
-static int pool_from_row(sqlite3_stmt *st, struct catalog_pool *p)
+bool catalog_pool_offline(const struct catalog *cat, int64_t id)
+{
+	for (unsigned i = 0; i < cat->noffline; i++)
+		if (cat->offline[i] == id)
+			return true;
+	return false;
+}
+
+void catalog_pool_set_online(struct catalog *cat, int64_t id, bool online)
+{
+	unsigned i;
+
+	for (i = 0; i < cat->noffline && cat->offline[i] != id; i++)
+		;
+	if (online && i < cat->noffline)
+		cat->offline[i] = cat->offline[--cat->noffline];
+	else if (!online && i == cat->noffline && cat->noffline < CATALOG_POOLS_MAX)
+		cat->offline[cat->noffline++] = id;
+}
+
+static int pool_from_row(const struct catalog *cat, sqlite3_stmt *st, struct catalog_pool *p)
 {
 	const char *kind = (const char *)sqlite3_column_text(st, 3);
 
@@ -340,15 +360,19 @@ static int pool_from_row(sqlite3_stmt *st, struct catalog_pool *p)
 	else
 		return -EIO;
 	p->alert_pct = (unsigned)sqlite3_column_int(st, 4);
+	copy_col(p->device, sizeof(p->device), st, 5);
+	copy_col(p->fs_uuid, sizeof(p->fs_uuid), st, 6);
+	copy_col(p->fs_type, sizeof(p->fs_type), st, 7);
+	p->online = !catalog_pool_offline(cat, p->id);
 	return 0;
 }
 
-static int pool_row(sqlite3_stmt *st, struct catalog_pool *out)
+static int pool_row(const struct catalog *cat, sqlite3_stmt *st, struct catalog_pool *out)
 {
 	int rc = sqlite3_step(st);
 
 	if (rc == SQLITE_ROW)
-		rc = pool_from_row(st, out);
+		rc = pool_from_row(cat, st, out);
 	else
 		rc = rc == SQLITE_DONE ? -ENOENT : -EIO;
 	catalog_stmt_done(st);
@@ -362,7 +386,7 @@ int catalog_pool_get_on(struct catalog *cat, sqlite3 *db, int64_t id, struct cat
 	if (!st)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, id);
-	return pool_row(st, out);
+	return pool_row(cat, st, out);
 }
 
 int catalog_pool_get(struct catalog *cat, int64_t id, struct catalog_pool *out)
@@ -380,7 +404,7 @@ int catalog_pool_by_name(struct catalog *cat, const char *name, struct catalog_p
 	if (!st)
 		return -EIO;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	return pool_row(st, out);
+	return pool_row(cat, st, out);
 }
 
 int catalog_pool_list(struct catalog *cat, struct catalog_pool *out, size_t max)
@@ -392,7 +416,7 @@ int catalog_pool_list(struct catalog *cat, struct catalog_pool *out, size_t max)
 	if (!st)
 		return -EIO;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((size_t)n < max && pool_from_row(st, &out[n]) < 0) {
+		if ((size_t)n < max && pool_from_row(cat, st, &out[n]) < 0) {
 			n = -EIO;
 			break;
 		}
@@ -450,14 +474,13 @@ void catalog_txn_rollback(struct catalog *cat)
 		cat->broken = true;
 }
 
-int catalog_pool_add(struct catalog *cat, const char *name, const char *path,
-		     enum catalog_pool_kind kind, unsigned alert_pct, bool quorate, int64_t *id,
-		     char *err, size_t errlen)
+/* The row of a new pool, after its own checks: the ones every kind shares, and the insert. */
+static int pool_insert(struct catalog *cat, const char *name, const char *kind, const char *path,
+		       const char *device, const char *fs_uuid, const char *fs_type,
+		       unsigned alert_pct, bool quorate, int64_t *id, char *err, size_t errlen)
 {
-	char real[PATH_MAX];
 	sqlite3_stmt *st;
-	struct stat sb;
-	int rc;
+	int rc, n;
 
 	if (!quorate)
 		return catalog_errf(err, errlen, -EPERM,
@@ -469,42 +492,38 @@ int catalog_pool_add(struct catalog *cat, const char *name, const char *path,
 	if (alert_pct > 100)
 		return catalog_errf(err, errlen, -EINVAL,
 				    "the alert threshold is a percent (0-100)");
-	switch (kind) {
-	case CATALOG_POOL_FOLDER:
-		break;
-	case CATALOG_POOL_BLOCK:
-		return catalog_errf(err, errlen, -EOPNOTSUPP,
-				    "block-device pools are not supported yet");
-	default:
-		return catalog_errf(err, errlen, -EINVAL, "unknown pool kind %d", (int)kind);
-	}
-	if (!path || !realpath(path, real))
-		return catalog_errf(err, errlen, -ENOENT, "pool folder %s: %s", path ? path : "",
-				    strerror(errno));
-	if (stat(real, &sb) < 0 || !S_ISDIR(sb.st_mode))
-		return catalog_errf(err, errlen, -ENOTDIR, "%s is not a folder", real);
-	if (strlen(real) + 1 + CATALOG_ID_LEN + 4 >= CATALOG_PATH_MAX)
-		return catalog_errf(err, errlen, -ENAMETOOLONG, "pool path %s is too long", real);
+	if (strlen(path) + 1 + CATALOG_ID_LEN + 4 >= CATALOG_PATH_MAX)
+		return catalog_errf(err, errlen, -ENAMETOOLONG, "pool path %s is too long", path);
 
 	rc = catalog_txn_begin(cat, err, errlen);
 	if (rc < 0)
 		return rc;
+	n = catalog_pool_list(cat, NULL, 0);
+	if (n >= CATALOG_POOLS_MAX) {
+		rc = catalog_errf(err, errlen, -ENOSPC, "a box has at most %d pools",
+				  CATALOG_POOLS_MAX);
+		goto err_rollback;
+	}
 	if (sqlite3_prepare_v2(cat->db,
-			       "INSERT INTO pools (name, kind, path, alert_pct, created)"
-			       " VALUES (?, 'folder', ?, ?, ?)",
+			       "INSERT INTO pools (name, kind, path, alert_pct, created, device,"
+			       " fs_uuid, fs_type) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
 			       -1, &st, NULL) != SQLITE_OK) {
 		rc = catalog_errf(err, errlen, -EIO, "catalog: %s", sqlite3_errmsg(cat->db));
 		goto err_rollback;
 	}
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, real, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 3, (int)alert_pct);
-	sqlite3_bind_int64(st, 4, catalog_now());
+	sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, path, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 4, (int)alert_pct);
+	sqlite3_bind_int64(st, 5, catalog_now());
+	sqlite3_bind_text(st, 6, device, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, fs_uuid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 8, fs_type, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc == SQLITE_CONSTRAINT) {
-		rc = catalog_errf(err, errlen, -EEXIST, "a pool named %s or at %s exists", name,
-				  real);
+		rc = catalog_errf(err, errlen, -EEXIST, "a pool named %s, at %s%s%s exists", name,
+				  path, fs_uuid[0] ? " or on file system " : "", fs_uuid);
 		goto err_rollback;
 	}
 	if (rc != SQLITE_DONE) {
@@ -518,6 +537,55 @@ int catalog_pool_add(struct catalog *cat, const char *name, const char *path,
 err_rollback:
 	catalog_txn_rollback(cat);
 	return rc;
+}
+
+int catalog_pool_add(struct catalog *cat, const char *name, const char *path,
+		     enum catalog_pool_kind kind, unsigned alert_pct, bool quorate, int64_t *id,
+		     char *err, size_t errlen)
+{
+	char real[PATH_MAX];
+	struct stat sb;
+
+	switch (kind) {
+	case CATALOG_POOL_FOLDER:
+		break;
+	case CATALOG_POOL_BLOCK:
+		return catalog_errf(err, errlen, -EINVAL,
+				    "a block pool is added with catalog_pool_add_block");
+	default:
+		return catalog_errf(err, errlen, -EINVAL, "unknown pool kind %d", (int)kind);
+	}
+	if (!quorate)
+		return catalog_errf(err, errlen, -EPERM,
+				    "no quorum: pools change only with quorum");
+	if (!path || !realpath(path, real))
+		return catalog_errf(err, errlen, -ENOENT, "pool folder %s: %s", path ? path : "",
+				    strerror(errno));
+	if (stat(real, &sb) < 0 || !S_ISDIR(sb.st_mode))
+		return catalog_errf(err, errlen, -ENOTDIR, "%s is not a folder", real);
+	return pool_insert(cat, name, "folder", real, "", "", "", alert_pct, quorate, id, err,
+			   errlen);
+}
+
+int catalog_pool_add_block(struct catalog *cat, const char *name, const char *mountpoint,
+			   const char *device, const char *fs_uuid, const char *fs_type,
+			   unsigned alert_pct, bool quorate, int64_t *id, char *err, size_t errlen)
+{
+	char real[PATH_MAX];
+	struct stat sb;
+
+	if (!device || !device[0] || strlen(device) > CATALOG_DEVICE_MAX || !fs_uuid ||
+	    !fs_uuid[0] || strlen(fs_uuid) > CATALOG_FS_UUID_MAX || !fs_type || !fs_type[0] ||
+	    strlen(fs_type) > CATALOG_FS_TYPE_MAX)
+		return catalog_errf(err, errlen, -EINVAL,
+				    "a block pool needs its device, file system UUID and type");
+	if (!mountpoint || !realpath(mountpoint, real))
+		return catalog_errf(err, errlen, -ENOENT, "mount point %s: %s",
+				    mountpoint ? mountpoint : "", strerror(errno));
+	if (stat(real, &sb) < 0 || !S_ISDIR(sb.st_mode))
+		return catalog_errf(err, errlen, -ENOTDIR, "%s is not a folder", real);
+	return pool_insert(cat, name, "block", real, device, fs_uuid, fs_type, alert_pct, quorate,
+			   id, err, errlen);
 }
 
 static int pool_update(struct catalog *cat, const char *sql, int64_t id, int arg, char *err,
@@ -562,7 +630,10 @@ int catalog_pool_remove(struct catalog *cat, int64_t id, bool quorate, char *err
 	rc = pool_update(cat, "DELETE FROM pools WHERE id = ?", id, -1, err, errlen);
 	if (rc < 0)
 		goto err_rollback;
-	return catalog_txn_commit(cat, err, errlen);
+	rc = catalog_txn_commit(cat, err, errlen);
+	if (rc == 0)
+		catalog_pool_set_online(cat, id, true); /* forget it was offline */
+	return rc;
 
 err_rollback:
 	catalog_txn_rollback(cat);
@@ -602,6 +673,10 @@ static int pool_space(struct catalog *cat, int64_t id, struct catalog_pool *p,
 	rc = catalog_pool_get(cat, id, p);
 	if (rc < 0)
 		return catalog_errf(err, errlen, rc, "no pool %lld", (long long)id);
+	if (!p->online)
+		return catalog_errf(err, errlen, -ENODEV,
+				    "pool %s is offline: its device (file system %s) is not mounted",
+				    p->name, p->fs_uuid);
 	if (statvfs(p->path, &vfs) < 0)
 		return catalog_errf(err, errlen, -errno, "statvfs %s: %s", p->path,
 				    strerror(errno));
@@ -792,7 +867,7 @@ static int orphan(struct catalog *cat, const char *pool, const char *name,
 
 static int reconcile_orphans(struct catalog *cat, struct catalog_reconcile *rec)
 {
-	struct catalog_pool pools[64];
+	static struct catalog_pool pools[64];
 	int n, rc = 0;
 
 	n = catalog_pool_list(cat, pools, 64);
@@ -804,8 +879,12 @@ static int reconcile_orphans(struct catalog *cat, struct catalog_reconcile *rec)
 		struct dirent *e;
 		DIR *d;
 
-		if (pools[i].kind != CATALOG_POOL_FOLDER)
+		/* An offline block pool's folder is an empty mount point: nothing to see, and
+		 * nothing of its own may be judged by what is not there. */
+		if (!pools[i].online) {
+			rec->pools_offline++;
 			continue;
+		}
 		d = opendir(pools[i].path);
 		if (!d) {
 			log_warn("%s: pool %s: %s", __func__, pools[i].name, pools[i].path);
@@ -833,35 +912,43 @@ static int reconcile_orphans(struct catalog *cat, struct catalog_reconcile *rec)
 	return rc;
 }
 
-/* Unlink the file of every row in state, fsync the folders, then delete the rows. */
+/* Unlink the file of every row in state, fsync its folder, then delete the row; rows of an
+ * offline pool wait for a later open that finds the pool mounted. */
 static int reconcile_remove(struct catalog *cat, const char *state, unsigned *count)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st, *del;
 	int rc;
 
-	if (sqlite3_prepare_v2(cat->db, "SELECT path FROM vdisks WHERE state = ?", -1, &st, NULL) !=
-	    SQLITE_OK)
+	if (sqlite3_prepare_v2(cat->db, "SELECT id, path, pool_id FROM vdisks WHERE state = ?", -1,
+			       &st, NULL) != SQLITE_OK)
 		return -EIO;
+	if (sqlite3_prepare_v2(cat->db, "DELETE FROM vdisks WHERE id = ?", -1, &del, NULL) !=
+	    SQLITE_OK) {
+		sqlite3_finalize(st);
+		return -EIO;
+	}
 	sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *path = (const char *)sqlite3_column_text(st, 0);
+		const char *path = (const char *)sqlite3_column_text(st, 1);
 
+		if (catalog_pool_offline(cat, sqlite3_column_int64(st, 2)))
+			continue;
 		if (unlink(path) < 0 && errno != ENOENT) {
 			log_warn("%s: %s", __func__, path);
 			rc = SQLITE_ERROR;
 			break;
 		}
 		catalog_fsync_parent(path);
+		sqlite3_bind_text(del, 1, (const char *)sqlite3_column_text(st, 0), -1,
+				  SQLITE_TRANSIENT);
+		if (sqlite3_step(del) != SQLITE_DONE) {
+			rc = SQLITE_ERROR;
+			break;
+		}
+		sqlite3_reset(del);
 		(*count)++;
 	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return -EIO;
-	if (sqlite3_prepare_v2(cat->db, "DELETE FROM vdisks WHERE state = ?", -1, &st, NULL) !=
-	    SQLITE_OK)
-		return -EIO;
-	sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
+	sqlite3_finalize(del);
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? 0 : -EIO;
 }
@@ -875,8 +962,9 @@ static int reconcile_ready(struct catalog *cat, struct catalog_reconcile *rec)
 	sqlite3_stmt *st, *mark;
 	int rc;
 
-	if (sqlite3_prepare_v2(cat->db, "SELECT id, path, size FROM vdisks WHERE state = 'ready'",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(cat->db,
+			       "SELECT id, path, size, pool_id FROM vdisks WHERE state = 'ready'", -1,
+			       &st, NULL) != SQLITE_OK)
 		return -EIO;
 	if (sqlite3_prepare_v2(cat->db, "UPDATE vdisks SET state = 'missing' WHERE id = ?", -1,
 			       &mark, NULL) != SQLITE_OK) {
@@ -889,6 +977,9 @@ static int reconcile_ready(struct catalog *cat, struct catalog_reconcile *rec)
 		struct stat sb;
 		int fd;
 
+		/* A disk of an offline pool is not missing: its device is. */
+		if (catalog_pool_offline(cat, sqlite3_column_int64(st, 3)))
+			continue;
 		fd = open(path, O_WRONLY | O_CLOEXEC);
 		if (fd < 0 && errno == ENOENT) {
 			log_warnx("%s: disk %s: backing file %s is gone", __func__,
@@ -1015,8 +1106,31 @@ static int open_reader(sqlite3 **out, const char *path, char *err, size_t errlen
 	return 0;
 }
 
+/* Every block pool is offline until attach says it is mounted. */
+static int attach_pools(struct catalog *cat, catalog_pool_attach_fn attach, void *arg)
+{
+	static struct catalog_pool pools[CATALOG_POOLS_MAX];
+	int n;
+
+	n = catalog_pool_list(cat, pools, CATALOG_POOLS_MAX);
+	if (n < 0)
+		return n;
+	for (int i = 0; i < n && i < CATALOG_POOLS_MAX; i++) {
+		if (pools[i].kind != CATALOG_POOL_BLOCK)
+			continue;
+		catalog_pool_set_online(cat, pools[i].id, attach && attach(arg, &pools[i]));
+	}
+	return 0;
+}
+
 int catalog_open(struct catalog **out, const char *data_dir, struct catalog_reconcile *rec,
 		 char *err, size_t errlen)
+{
+	return catalog_open_with(out, data_dir, NULL, NULL, rec, err, errlen);
+}
+
+int catalog_open_with(struct catalog **out, const char *data_dir, catalog_pool_attach_fn attach,
+		      void *arg, struct catalog_reconcile *rec, char *err, size_t errlen)
 {
 	struct catalog_reconcile dummy;
 	char path[CATALOG_PATH_MAX];
@@ -1062,6 +1176,13 @@ int catalog_open(struct catalog **out, const char *data_dir, struct catalog_reco
 	rc = open_reader(&cat->rdb, path, err, errlen);
 	if (rc < 0)
 		goto err_close_db;
+	/* Block pools are mounted before reconciliation looks at files: an unmounted pool's
+	 * folder is empty, and its disks would all look missing. */
+	rc = attach_pools(cat, attach, arg);
+	if (rc < 0) {
+		catalog_errf(err, errlen, rc, "cannot read the pools");
+		goto err_close_db;
+	}
 	rc = reconcile(cat, rec, err, errlen);
 	if (rc < 0)
 		goto err_close_db;

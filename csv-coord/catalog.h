@@ -27,7 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CATALOG_SCHEMA_VERSION 3
+#define CATALOG_SCHEMA_VERSION 4
 #define CATALOG_DB_NAME	       "catalog.db"
 #define CATALOG_ID_LEN	       36 /* a UUID in text: 8-4-4-4-12 */
 #define CATALOG_NAME_MAX       63
@@ -38,12 +38,16 @@
 #define CATALOG_LUN_MAX	       16383 /* sam5r21 4.7.7: flat space addressing has 14 bits */
 #define CATALOG_NO_HOST	       0u    /* QUORUM_NO_HOST: host ids start at 1 */
 #define CATALOG_BATCH_MAX      256   /* requests in one catalog_commit() */
+#define CATALOG_POOLS_MAX      256   /* pools a box has at most */
+#define CATALOG_DEVICE_MAX     255
+#define CATALOG_FS_UUID_MAX    36
+#define CATALOG_FS_TYPE_MAX    15
 
 struct catalog;
 
 enum catalog_pool_kind {
 	CATALOG_POOL_FOLDER = 1, /* sparse files in a folder of a mounted file system */
-	CATALOG_POOL_BLOCK = 2,	 /* a block device; recorded, not yet served */
+	CATALOG_POOL_BLOCK = 2,	 /* a file system on a block device, mounted by the box at path */
 };
 
 struct catalog_pool {
@@ -52,6 +56,11 @@ struct catalog_pool {
 	char path[CATALOG_PATH_MAX];
 	enum catalog_pool_kind kind;
 	unsigned alert_pct; /* alert when free space is at or below this percent; 0: never */
+	/* Block pools only ("" for folders): the device as last seen, and what finds it. */
+	char device[CATALOG_DEVICE_MAX + 1];
+	char fs_uuid[CATALOG_FS_UUID_MAX + 1];
+	char fs_type[CATALOG_FS_TYPE_MAX + 1];
+	bool online; /* a folder pool, or a block pool whose file system is mounted at path */
 };
 
 struct catalog_pool_usage {
@@ -126,6 +135,7 @@ struct catalog_reconcile {
 	unsigned orphans_removed;     /* files without a row that held no data */
 	unsigned orphans_quarantined; /* files without a row that held data: moved aside */
 	unsigned missing;	      /* ready rows without a file: marked MISSING */
+	unsigned pools_offline;	      /* block pools not mounted: their disks were left alone */
 };
 
 /* Open (creating if needed) data_dir/catalog.db, migrate it to CATALOG_SCHEMA_VERSION,
@@ -133,6 +143,16 @@ struct catalog_reconcile {
  * process holds it. rec may be NULL. */
 int catalog_open(struct catalog **out, const char *data_dir, struct catalog_reconcile *rec,
 		 char *err, size_t errlen);
+/* Called by catalog_open_with() for each block pool before reconciliation looks at any file:
+ * mount it at p->path and return true, or return false when it cannot be (its device is
+ * missing, say). A pool that is not mounted is offline: reconciliation leaves its rows and
+ * files alone (never marks them missing, never removes anything), its disks refuse every
+ * change, and a new disk cannot be made in it. */
+typedef bool (*catalog_pool_attach_fn)(void *arg, const struct catalog_pool *p);
+/* catalog_open with block pools mounted by attach; catalog_open() is this with attach NULL,
+ * which leaves every block pool offline. */
+int catalog_open_with(struct catalog **out, const char *data_dir, catalog_pool_attach_fn attach,
+		      void *arg, struct catalog_reconcile *rec, char *err, size_t errlen);
 void catalog_close(struct catalog *cat);
 /* The schema version of the open database. */
 int catalog_schema_version(struct catalog *cat);
@@ -141,6 +161,13 @@ int catalog_schema_version(struct catalog *cat);
 int catalog_pool_add(struct catalog *cat, const char *name, const char *path,
 		     enum catalog_pool_kind kind, unsigned alert_pct, bool quorate, int64_t *id,
 		     char *err, size_t errlen);
+/* A block pool: a file system of type fs_type with UUID fs_uuid, made on device and mounted by
+ * the caller at mountpoint (an existing folder) before the call; the pool is online. */
+int catalog_pool_add_block(struct catalog *cat, const char *name, const char *mountpoint,
+			   const char *device, const char *fs_uuid, const char *fs_type,
+			   unsigned alert_pct, bool quorate, int64_t *id, char *err, size_t errlen);
+/* Mark a block pool mounted or not (catalog_pool_attach_fn says when); no-op for folders. */
+void catalog_pool_set_online(struct catalog *cat, int64_t id, bool online);
 /* Refused with -EBUSY while the pool holds disks. */
 int catalog_pool_remove(struct catalog *cat, int64_t id, bool quorate, char *err, size_t errlen);
 int catalog_pool_set_alert(struct catalog *cat, int64_t id, unsigned alert_pct, bool quorate,
@@ -151,6 +178,8 @@ int catalog_pool_by_name(struct catalog *cat, const char *name, struct catalog_p
 int catalog_pool_list(struct catalog *cat, struct catalog_pool *out, size_t max);
 int catalog_pool_usage(struct catalog *cat, int64_t id, struct catalog_pool_usage *out, char *err,
 		       size_t errlen);
+/* Both refuse an offline block pool with -ENODEV: its path is an empty folder on another file
+ * system, whose figures would be wrong. */
 /* The file system's part of catalog_pool_usage (capacity, used, free, alert) without the walk
  * over the pool's disks (n_vdisks, provisioned and allocated are 0): one statvfs, cheap enough
  * to run after every commit whatever the number of disks. */

@@ -45,13 +45,17 @@ struct catalog {
 	char dir[CATALOG_PATH_MAX];
 	int lock_fd;
 	bool broken; /* a commit or rollback failed: refuse everything until reopened */
+	/* Block pools that are not mounted (catalog_pool_set_online): their disks' files are
+	 * neither served nor looked at. Changed only by the loop while no commit is in flight. */
+	int64_t offline[CATALOG_POOLS_MAX];
+	unsigned noffline;
 };
 
 /* The columns catalog_vdisk_from_row() reads, in its order. */
 #define CATALOG_VDISK_COLS                                                                         \
 	"id, name, pool_id, size, path, target_iqn, lun, owner, epoch, state, maintenance, vm,"    \
 	" created, updated"
-#define CATALOG_POOL_COLS "id, name, path, kind, alert_pct"
+#define CATALOG_POOL_COLS "id, name, path, kind, alert_pct, device, fs_uuid, fs_type"
 
 /* The kept statement which of connection db (cat->db or cat->rdb), reset and unbound; NULL
  * when it cannot be prepared. Give it back with catalog_stmt_done() (reset, unbound) once its
@@ -75,6 +79,8 @@ int catalog_pool_get_on(struct catalog *cat, sqlite3 *db, int64_t id, struct cat
 int catalog_vdisk_from_row(sqlite3_stmt *st, struct catalog_vdisk *v);
 int catalog_open_db(sqlite3 **out, const char *path, char *err, size_t errlen);
 int64_t catalog_now(void);
+/* Is pool id a block pool that is not mounted now? */
+bool catalog_pool_offline(const struct catalog *cat, int64_t id);
 int catalog_fsync_dir(const char *dir);
 int catalog_fsync_parent(const char *path);
 bool catalog_name_valid(const char *name);

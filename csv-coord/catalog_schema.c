@@ -66,7 +66,18 @@ static const char schema_v3[] =
 	" portal TEXT NOT NULL CHECK (length(portal) BETWEEN 1 AND 63),"
 	" PRIMARY KEY (host_id, portal)) WITHOUT ROWID;";
 
-static const char *const migrations[CATALOG_SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3};
+/* Version 4: block-device pools. A block pool is a file system the box made on a device and
+ * mounts at its path (pools.path, data_dir/pools/NAME); it is found again at start by the file
+ * system's UUID, since the device's /dev name may change across boots. device is the name it
+ * had when last seen, for people. Folder pools leave the three columns empty. */
+static const char schema_v4[] =
+	"ALTER TABLE pools ADD COLUMN device TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE pools ADD COLUMN fs_uuid TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE pools ADD COLUMN fs_type TEXT NOT NULL DEFAULT '';"
+	"CREATE UNIQUE INDEX pools_fs_uuid ON pools (fs_uuid) WHERE fs_uuid != '';";
+
+static const char *const migrations[CATALOG_SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3,
+								schema_v4};
 
 int catalog_schema_read_version(sqlite3 *db)
 {

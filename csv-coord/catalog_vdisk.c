@@ -93,6 +93,9 @@ static int load_checked(struct catalog *cat, struct catalog_req *r)
 		return REQ_ERR(r, rc, "no virtual disk %.*s", CATALOG_ID_LEN, r->vdisk_id);
 	if (rc < 0)
 		return REQ_ERR(r, rc, "catalog: %s", sqlite3_errmsg(cat->db));
+	if (catalog_pool_offline(cat, r->vdisk.pool_id))
+		return REQ_ERR(r, -ENODEV, "virtual disk %s is in a pool whose device is not mounted",
+			       r->vdisk.id);
 	switch (r->vdisk.state) {
 	case CATALOG_VDISK_READY:
 		break;
@@ -261,8 +264,8 @@ static int check_new_disk(struct catalog *cat, struct catalog_req *r, struct cat
 		return REQ_ERR(r, rc, "no pool %lld", (long long)r->spec.pool_id);
 	if (rc < 0)
 		return REQ_ERR(r, rc, "catalog: %s", sqlite3_errmsg(cat->db));
-	if (p->kind != CATALOG_POOL_FOLDER)
-		return REQ_ERR(r, -EOPNOTSUPP, "pool %s is not a folder pool", p->name);
+	if (!p->online)
+		return REQ_ERR(r, -ENODEV, "pool %s is offline: its device is not mounted", p->name);
 	rc = catalog_vdisk_by_name_on(cat, cat->db, p->id, r->spec.name, &other);
 	if (rc == 0)
 		return REQ_ERR(r, -EEXIST, "pool %s already has a virtual disk named %s", p->name,

@@ -7,6 +7,7 @@ PACKAGES=(
 	build-essential cmake pkg-config git ca-certificates
 	clang clang-format libclang-rt-14-dev
 	libaio-dev libconfig-dev libmbedtls-dev libcmocka-dev libjansson-dev libsqlite3-dev
+	libblkid-dev e2fsprogs xfsprogs
 	libiscsi-dev libiscsi-bin tgt iperf3
 	python3 iproute2 procps util-linux coreutils
 )
