@@ -48,7 +48,10 @@ static void usage(FILE *f)
 		"       holdfastctl [-s SOCKET | -c CONFIG] [--json] cluster status\n"
 		"       holdfastctl [-s SOCKET | -c CONFIG] [--json] cluster host remove NAME\n"
 		"       holdfastctl [-s SOCKET | -c CONFIG] [--json] pool add NAME PATH [--alert "
-		"PCT] | pool list | pool remove NAME\n"
+		"PCT] |\n"
+		"           pool add NAME --device /dev/DEV [--format xfs|ext4] [--alert PCT] | "
+		"pool list |\n"
+		"           pool remove NAME\n"
 		"       holdfastctl [-s SOCKET | -c CONFIG] [--json] vdisk create POOL NAME SIZE | "
 		"vdisk list [POOL] | vdisk show ID\n"
 		"       holdfastctl [-s SOCKET | -c CONFIG] [--json] vdisk clone ID NAME [--wait] "
@@ -541,6 +544,8 @@ static const char *requester(void)
 static long long opt_ttl = -1;	    /* --ttl, for cluster token create */
 static long long opt_epoch = -1;    /* --epoch, for the vdisk commands that change a disk */
 static long long opt_alert = -1;    /* --alert, for pool add */
+static const char *opt_device;	    /* --device, for pool add of a block device */
+static const char *opt_format;	    /* --format, with --device */
 static bool opt_wait;		    /* --wait, for vdisk clone */
 static unsigned long long opt_rate; /* --rate, for vdisk clone; 0: none */
 
@@ -592,9 +597,30 @@ static int parse_size(const char *t, unsigned long long *out)
 
 static json_t *build_pool_request(int argc, char **argv, const char **cmd)
 {
-	if (opt_alert >= 0 && !(argc == 4 && !strcmp(argv[1], "add"))) {
+	bool add = argc >= 2 && !strcmp(argv[1], "add");
+
+	if (opt_alert >= 0 && !add) {
 		fprintf(stderr, "holdfastctl: --alert belongs to pool add\n");
 		return NULL;
+	}
+	if ((opt_device || opt_format) && !add) {
+		fprintf(stderr, "holdfastctl: --device and --format belong to pool add\n");
+		return NULL;
+	}
+	if (opt_format && !opt_device) {
+		fprintf(stderr, "holdfastctl: --format formats a block device: give --device too\n");
+		return NULL;
+	}
+	if (opt_device && argc != 3) {
+		fprintf(stderr, "holdfastctl: pool add NAME --device /dev/DEV takes no PATH: the box "
+				"mounts the device itself\n");
+		return NULL;
+	}
+	if (opt_device) {
+		*cmd = "pool_add";
+		return json_pack("{s:s, s:s, s:s, s:s?, s:I}", "cmd", *cmd, "name", argv[2], "device",
+				 opt_device, "format", opt_format, "alert",
+				 (json_int_t)(opt_alert < 0 ? 0 : opt_alert));
 	}
 	if (argc == 4 && !strcmp(argv[1], "add")) {
 		static char abs[PATH_MAX];
@@ -615,8 +641,8 @@ static json_t *build_pool_request(int argc, char **argv, const char **cmd)
 		*cmd = "pool_remove";
 		return json_pack("{s:s, s:s}", "cmd", *cmd, "name", argv[2]);
 	}
-	fprintf(stderr,
-		"holdfastctl: pool takes add NAME PATH [--alert PCT] | list | remove NAME\n");
+	fprintf(stderr, "holdfastctl: pool takes add NAME PATH [--alert PCT] | add NAME --device "
+			"/dev/DEV [--format xfs|ext4] [--alert PCT] | list | remove NAME\n");
 	return NULL;
 }
 
@@ -875,15 +901,26 @@ static void print_pool_row(json_t *p, bool header)
 {
 	char b1[32], b2[32], b3[32], b4[32], b5[32], b6[32];
 
+	const char *kind = str_of(p, "kind");
+
 	if (header)
-		printf("%-12s %9s %9s %9s %9s %11s %6s %6s %s\n", "POOL", "CAPACITY", "USED",
-		       "FREE", "ALLOCATED", "PROVISIONED", "VDISKS", "ALERT%", "PATH");
-	printf("%-12s %9s %9s %9s %9s %11s %6s %5s%s %s\n", str_of(p, "name"),
+		printf("%-12s %-6s %-11s %9s %9s %9s %9s %11s %6s %6s %s\n", "POOL", "KIND", "STATE",
+		       "CAPACITY", "USED", "FREE", "ALLOCATED", "PROVISIONED", "VDISKS", "ALERT%",
+		       "PATH");
+	printf("%-12s %-6s %-11s %9s %9s %9s %9s %11s %6s %5s%s %s", str_of(p, "name"), kind,
+	       str_of(p, "state"),
 	       size_of(p, "capacity", b1, sizeof(b1)), size_of(p, "used", b2, sizeof(b2)),
 	       size_of(p, "free", b3, sizeof(b3)), size_of(p, "allocated", b4, sizeof(b4)),
 	       size_of(p, "provisioned", b5, sizeof(b5)), int_of(p, "vdisks", b6, sizeof(b6)),
 	       int_of(p, "alert_pct", b1, sizeof(b1)),
 	       json_is_true(json_object_get(p, "alert")) ? "!" : " ", str_of(p, "path"));
+	/* A block pool: where its file system lives, and why it is not online. */
+	if (!strcmp(kind, "block"))
+		printf(" (%s %s %s)", str_of(p, "device"), str_of(p, "fs_type"),
+		       str_of(p, "fs_uuid"));
+	printf("\n");
+	if (json_object_get(p, "state_reason"))
+		printf("  %s: %s\n", str_of(p, "name"), str_of(p, "state_reason"));
 }
 
 static void print_pool_reply(const char *cmd, json_t *reply)
@@ -1067,7 +1104,8 @@ int main(int argc, char **argv)
 		{"config", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'},
 		{"ttl", required_argument, NULL, 't'},	  {"epoch", required_argument, NULL, 'e'},
 		{"alert", required_argument, NULL, 'a'},  {"wait", no_argument, NULL, 'w'},
-		{"rate", required_argument, NULL, 'r'},	  {0},
+		{"rate", required_argument, NULL, 'r'},	  {"device", required_argument, NULL, 'D'},
+		{"format", required_argument, NULL, 'F'}, {0},
 	};
 	const char *sock = DEFAULT_SOCKET, *conffile = NULL, *cmd, *why = NULL;
 	struct hf_config *cfg = NULL;
@@ -1120,6 +1158,16 @@ int main(int argc, char **argv)
 		}
 		case 'w':
 			opt_wait = true;
+			break;
+		case 'D':
+			opt_device = optarg;
+			break;
+		case 'F':
+			if (strcmp(optarg, "xfs") != 0 && strcmp(optarg, "ext4") != 0) {
+				fprintf(stderr, "holdfastctl: --format takes xfs or ext4\n");
+				return EXIT_USAGE;
+			}
+			opt_format = optarg;
 			break;
 		case 'r':
 			if (parse_size(optarg, &opt_rate) || opt_rate == 0) {

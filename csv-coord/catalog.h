@@ -157,6 +157,10 @@ void catalog_close(struct catalog *cat);
 /* The schema version of the open database. */
 int catalog_schema_version(struct catalog *cat);
 
+/* Pure. A pool, disk or host name: 1 to CATALOG_NAME_MAX of A-Z a-z 0-9 . _ -, not starting
+ * with . or -. */
+bool catalog_name_valid(const char *name);
+
 /* Pools. A folder pool's path must be an existing folder; it is stored resolved. */
 int catalog_pool_add(struct catalog *cat, const char *name, const char *path,
 		     enum catalog_pool_kind kind, unsigned alert_pct, bool quorate, int64_t *id,

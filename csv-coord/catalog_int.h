@@ -83,7 +83,6 @@ int64_t catalog_now(void);
 bool catalog_pool_offline(const struct catalog *cat, int64_t id);
 int catalog_fsync_dir(const char *dir);
 int catalog_fsync_parent(const char *path);
-bool catalog_name_valid(const char *name);
 int catalog_access_parse(const char *s, enum catalog_access *out);
 /* Recompute the access state of the attachments of vdisk_id (NULL: any) and host_id
  * (CATALOG_NO_HOST: any) inside the caller's transaction. */

@@ -35,6 +35,7 @@
 
 #include "csv-coord/catalog.h"
 #include "csv-coord/catalog_portal.h"
+#include "csv-coord/pool_device.h"
 #include "lib/log.h"
 
 #define CC_RETRY_NS	 1000000000LL
@@ -129,6 +130,15 @@ static struct {
 	} alerts[CC_POOLS_MAX];
 	unsigned nalerts;
 	int64_t pool_check_ns; /* the next periodic look */
+	/* Each block pool as the box found it at start or add: its state, the device that
+	 * holds it now, and why it is not online. */
+	struct pool_seen {
+		int64_t id;
+		enum pool_state state;
+		char device[POOL_DEVICE_PATH_MAX + 1];
+		char why[POOL_DEVICE_ERR_MAX];
+	} seen[CC_POOLS_MAX];
+	unsigned nseen;
 } cc;
 
 /* The commit thread. The loop owns everything here but what mu guards; while a batch is in
@@ -190,6 +200,10 @@ static const char *code_of(int rc)
 		return "not_applied";
 	case ECANCELED:
 		return "cancelled";
+	case ENODEV:
+		return "unavailable";
+	case ENOTBLK:
+		return "invalid";
 	default:
 		return "error";
 	}
@@ -336,8 +350,10 @@ static json_t *vdisk_json(const struct catalog_vdisk *v)
 
 		json_array_append_new(ah, name ? json_string(name) : json_integer(hosts[i]));
 	}
-	if (!cc.cat || catalog_pool_get(cc.cat, v->pool_id, &p) < 0)
+	if (!cc.cat || catalog_pool_get(cc.cat, v->pool_id, &p) < 0) {
 		snprintf(p.name, sizeof(p.name), "%s", "?");
+		p.online = false;
+	}
 	o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:I, s:o, s:I, s:I, s:s, s:b, s:s, "
 		      "s:o, s:I, s:I}",
 		      "id", v->id, "name", v->name, "pool", p.name, "pool_id",
@@ -352,10 +368,93 @@ static json_t *vdisk_json(const struct catalog_vdisk *v)
 	if (o)
 		json_object_set_new(
 			o, "exported",
-			json_boolean(v->state == CATALOG_VDISK_READY && !sync_find(v->id)));
+			json_boolean(v->state == CATALOG_VDISK_READY && !sync_find(v->id) &&
+				     p.online));
 	if (o && v->state == CATALOG_VDISK_CLONING && job_find(v->id))
 		json_object_set_new(o, "progress", progress_json(job_find(v->id)));
 	return o;
+}
+
+/* ---- block pools (csv-coord/pool_device.h) ---- */
+
+static struct pool_seen *seen_find(int64_t id)
+{
+	for (unsigned i = 0; i < cc.nseen; i++)
+		if (cc.seen[i].id == id)
+			return &cc.seen[i];
+	return NULL;
+}
+
+static void seen_set(int64_t id, enum pool_state state, const char *device, const char *why)
+{
+	struct pool_seen *s = seen_find(id);
+
+	if (!s && cc.nseen < CC_POOLS_MAX)
+		s = &cc.seen[cc.nseen++];
+	if (!s)
+		return;
+	s->id = id;
+	s->state = state;
+	snprintf(s->device, sizeof(s->device), "%s", device ? device : "");
+	snprintf(s->why, sizeof(s->why), "%s", why ? why : "");
+}
+
+static void seen_forget(int64_t id)
+{
+	struct pool_seen *s = seen_find(id);
+
+	if (s)
+		*s = cc.seen[--cc.nseen];
+}
+
+static void pool_block_json(json_t *o, const struct catalog_pool *p)
+{
+	const struct pool_seen *s = seen_find(p->id);
+	enum pool_state st = p->online ? POOL_STATE_ONLINE
+				       : (s ? s->state : POOL_STATE_UNAVAILABLE);
+
+	json_object_set_new(o, "device", json_string(s && s->device[0] ? s->device : p->device));
+	json_object_set_new(o, "fs_type", json_string(p->fs_type));
+	json_object_set_new(o, "fs_uuid", json_string(p->fs_uuid));
+	json_object_set_new(o, "mountpoint", json_string(p->path));
+	json_object_set_new(o, "state", json_string(pool_state_name(st)));
+	if (!p->online && s && s->why[0])
+		json_object_set_new(o, "state_reason", json_string(s->why));
+}
+
+/* catalog_pool_attach_fn: at start, before reconciliation, find a block pool's device by its
+ * file system's UUID and mount it again. A pool that stays offline is reported; its disks are
+ * neither served nor touched until a later start finds the device. */
+static bool pool_attach(void *arg, const struct catalog_pool *p)
+{
+	char dev[POOL_DEVICE_PATH_MAX + 1] = "", uuid[POOL_DEVICE_UUID_MAX + 1],
+					     type[POOL_DEVICE_FS_MAX + 1];
+	char why[POOL_DEVICE_ERR_MAX] = "", text[COORD_EVENT_TEXT];
+	int frc, mrc = 0;
+
+	(void)arg;
+	frc = pool_device_find(p->fs_uuid, dev, why, sizeof(why));
+	if (frc == 0 && (pool_device_fs_id(dev, uuid, type, why, sizeof(why)) < 0 ||
+			 strcmp(type, p->fs_type) != 0)) {
+		if (!why[0] || strcmp(type, p->fs_type) != 0)
+			snprintf(why, sizeof(why), "%s holds file system %s as %s, not %s", dev,
+				 p->fs_uuid, type, p->fs_type);
+		frc = -EIO;
+	}
+	if (frc == 0)
+		mrc = pool_device_mount(dev, p->fs_type, p->path, why, sizeof(why));
+	seen_set(p->id, pool_state_decide(frc, mrc), dev, why);
+	if (frc == 0 && mrc == 0) {
+		log_info("coord: pool %s: %s (%s %s) mounted at %s", p->name, dev, p->fs_type,
+			 p->fs_uuid, p->path);
+		return true;
+	}
+	snprintf(text, sizeof(text), "pool %s is %s: %s; its disks are not served", p->name,
+		 pool_state_name(pool_state_decide(frc, mrc)), why);
+	log_warnx("coord: %s", text);
+	if (cc.env.event)
+		cc.env.event(COORD_EV_POOL_OFFLINE, NULL, text);
+	return false;
 }
 
 static json_t *pool_json(const struct catalog_pool *p)
@@ -367,6 +466,10 @@ static json_t *pool_json(const struct catalog_pool *p)
 	o = json_pack("{s:I, s:s, s:s, s:s, s:I}", "id", (json_int_t)p->id, "name", p->name, "path",
 		      p->path, "kind", p->kind == CATALOG_POOL_BLOCK ? "block" : "folder",
 		      "alert_pct", (json_int_t)p->alert_pct);
+	if (p->kind == CATALOG_POOL_BLOCK)
+		pool_block_json(o, p);
+	else
+		json_object_set_new(o, "state", json_string(pool_state_name(POOL_STATE_ONLINE)));
 	if (catalog_pool_usage(cc.cat, p->id, &u, err, sizeof(err)) == 0) {
 		json_object_set_new(o, "capacity", json_integer((json_int_t)u.capacity));
 		json_object_set_new(o, "used", json_integer((json_int_t)u.used));
@@ -527,16 +630,27 @@ static void sync_run(struct sync *s)
 static void sync_all(bool add)
 {
 	static struct catalog_vdisk list[CC_LIST_MAX];
-	int n, i;
+	static struct catalog_pool pools[CC_POOLS_MAX];
+	int n, i, np, k;
 
 	n = catalog_vdisk_list(cc.cat, 0, list, CC_LIST_MAX);
 	if (n > CC_LIST_MAX) {
 		log_warnx("coord: %d disks; only the first %d are exported", n, CC_LIST_MAX);
 		n = CC_LIST_MAX;
 	}
-	for (i = 0; i < n; i++)
-		if (list[i].state == CATALOG_VDISK_READY)
-			sync_add(list[i].id, add, false);
+	np = catalog_pool_list(cc.cat, pools, CC_POOLS_MAX);
+	if (np > CC_POOLS_MAX)
+		np = CC_POOLS_MAX;
+	for (i = 0; i < n; i++) {
+		if (list[i].state != CATALOG_VDISK_READY)
+			continue;
+		/* A disk of an offline block pool is not exported: its file is not there. */
+		for (k = 0; k < np && pools[k].id != list[i].pool_id; k++)
+			;
+		if (k < np && !pools[k].online)
+			continue;
+		sync_add(list[i].id, add, false);
+	}
 }
 
 /* ---- the free-space alert ---- */
@@ -1200,18 +1314,110 @@ static void req_init(struct catalog_req *r, enum catalog_op op, const char *vid,
 	r->expected_epoch = epoch;
 }
 
+/* pool_add with "device": take a block device as a pool. Everything that can refuse is checked
+ * before mkfs runs, and mkfs runs only when the admin named a file system (pool_device_admit).
+ * mkfs and mount hold the loop for their duration (seconds: no discard of the device). */
+static void pool_add_block(uint32_t id, const char *name, const char *device, const char *format,
+			   unsigned alert)
+{
+	char err[POOL_DEVICE_ERR_MAX], mnt[CATALOG_PATH_MAX], uuid[POOL_DEVICE_UUID_MAX + 1],
+		type[POOL_DEVICE_FS_MAX + 1];
+	struct pool_device_probe probe;
+	enum pool_fs fs = POOL_FS_NONE;
+	struct catalog_pool p;
+	int64_t pid;
+	int rc;
+
+	if (!quorate()) {
+		reply_err(id, -EPERM, "no quorum: pools change only with quorum");
+		return;
+	}
+	if (!catalog_name_valid(name)) {
+		reply_err(id, -EINVAL, "a pool name is 1 to 63 characters of A-Z a-z 0-9 . _ -");
+		return;
+	}
+	if (!pool_device_path_valid(device)) {
+		reply_err(id, -EINVAL, "the device is a path under /dev/ (e.g. /dev/sdb)");
+		return;
+	}
+	if (format && *format && pool_fs_parse(format, &fs) < 0) {
+		reply_err(id, -EINVAL, "--format is ext4 or xfs");
+		return;
+	}
+	if (catalog_pool_by_name(cc.cat, name, &p) == 0) {
+		snprintf(err, sizeof(err), "a pool named %s exists", name);
+		reply_err(id, -EEXIST, err);
+		return;
+	}
+	if (snprintf(mnt, sizeof(mnt), "%s/pools/%s", cc.env.cfg->data_dir, name) >=
+	    CATALOG_PATH_MAX - CATALOG_ID_LEN - 8) {
+		reply_err(id, -ENAMETOOLONG, "the data folder's path is too long for a mount point");
+		return;
+	}
+	rc = pool_device_probe(device, &probe, err, sizeof(err));
+	if (rc == 0)
+		rc = pool_device_admit(device, &probe, fs, err, sizeof(err));
+	if (rc < 0) {
+		reply_err(id, rc, err);
+		return;
+	}
+	log_info("coord: pool %s: making %s on %s%s%s", name, pool_fs_name(fs), device,
+		 probe.has_signature ? ", which held " : "",
+		 probe.has_signature ? probe.sig_type : "");
+	rc = pool_device_mkfs(device, fs, err, sizeof(err));
+	if (rc == 0)
+		rc = pool_device_fs_id(device, uuid, type, err, sizeof(err));
+	if (rc == 0)
+		rc = pool_device_mount(device, type, mnt, err, sizeof(err));
+	if (rc < 0) {
+		log_warnx("coord: pool %s: %s", name, err);
+		reply_err(id, rc, err);
+		return;
+	}
+	writer_wait();
+	rc = catalog_pool_add_block(cc.cat, name, mnt, device, uuid, type, alert, quorate(), &pid,
+				    err, sizeof(err));
+	if (rc) {
+		char uerr[POOL_DEVICE_ERR_MAX];
+
+		/* Not recorded: let the file system go again (its data, none yet, is kept). */
+		if (pool_device_umount(mnt, uerr, sizeof(uerr)) < 0)
+			log_warnx("coord: pool %s: %s", name, uerr);
+		reply_err(id, rc, err);
+		return;
+	}
+	seen_set(pid, POOL_STATE_ONLINE, device, "");
+	log_info("coord: pool %s: %s (%s %s) mounted at %s", name, device, type, uuid, mnt);
+	if (catalog_pool_get(cc.cat, pid, &p) < 0) {
+		reply_err(id, -EIO, "the pool was added but cannot be read back");
+		return;
+	}
+	cc.env.reply(id, json_pack("{s:o}", "pool", pool_json(&p)));
+}
+
 static void do_pool_add(uint32_t id, json_t *req)
 {
-	const char *name = jstr(req, "name"), *path = jstr(req, "path");
+	const char *name = jstr(req, "name"), *path = jstr(req, "path"),
+		   *device = jstr(req, "device"), *format = jstr(req, "format");
 	char err[CATALOG_ERR_MAX];
 	struct catalog_pool p;
 	uint64_t alert = 0;
 	int64_t pid;
 	int rc;
 
-	if (!name || !path || (json_object_get(req, "alert") && !juint(req, "alert", &alert)) ||
-	    alert > 100) {
-		reply_err(id, -EINVAL, "pool_add needs \"name\", \"path\" and an \"alert\" 0..100");
+	if (!name || !path == !device ||
+	    (json_object_get(req, "alert") && !juint(req, "alert", &alert)) || alert > 100) {
+		reply_err(id, -EINVAL,
+			  "pool_add needs \"name\", either \"path\" or \"device\", and an "
+			  "\"alert\" 0..100");
+		return;
+	}
+	if (device) {
+		pool_add_block(id, name, device, format, (unsigned)alert);
+		return;
+	}
+	if (format) {
+		reply_err(id, -EINVAL, "\"format\" is for a block device (\"device\")");
 		return;
 	}
 	writer_wait();
@@ -1245,10 +1451,48 @@ static void do_pool_list(uint32_t id)
 	cc.env.reply(id, json_pack("{s:o}", "pools", a));
 }
 
+/* A block pool is unmounted before its row goes, and mounted again if the row cannot go; its
+ * device is never wiped. */
+static int pool_remove_block(const struct catalog_pool *p, char *err, size_t errlen)
+{
+	struct catalog_vdisk one;
+	int n, rc;
+
+	if (!quorate()) {
+		snprintf(err, errlen, "no quorum: pools change only with quorum");
+		return -EPERM;
+	}
+	n = catalog_vdisk_list(cc.cat, p->id, &one, 1);
+	if (n != 0) {
+		snprintf(err, errlen, n < 0 ? "cannot list the pool's disks"
+					    : "pool %s still holds %d virtual disk(s)",
+			 p->name, n);
+		return n < 0 ? -EIO : -EBUSY;
+	}
+	rc = pool_device_umount(p->path, err, errlen);
+	if (rc < 0)
+		return rc;
+	writer_wait();
+	rc = catalog_pool_remove(cc.cat, p->id, true, err, errlen);
+	if (rc < 0 && p->online) {
+		const struct pool_seen *s = seen_find(p->id);
+		char merr[POOL_DEVICE_ERR_MAX];
+
+		if (!s || pool_device_mount(s->device, p->fs_type, p->path, merr, sizeof(merr)) < 0)
+			log_warnx("coord: pool %s: not removed, and not mounted again either", p->name);
+	}
+	if (rc == 0) {
+		seen_forget(p->id);
+		log_info("coord: pool %s: unmounted from %s and forgotten (file system %s kept)",
+			 p->name, p->path, p->fs_uuid);
+	}
+	return rc;
+}
+
 static void do_pool_remove(uint32_t id, json_t *req)
 {
 	const char *name = jstr(req, "name");
-	char err[CATALOG_ERR_MAX];
+	char err[POOL_DEVICE_ERR_MAX];
 	struct catalog_pool p;
 	int rc;
 
@@ -1261,8 +1505,12 @@ static void do_pool_remove(uint32_t id, json_t *req)
 		reply_err(id, -ENOENT, err);
 		return;
 	}
-	writer_wait();
-	rc = catalog_pool_remove(cc.cat, p.id, quorate(), err, sizeof(err));
+	if (p.kind == CATALOG_POOL_BLOCK) {
+		rc = pool_remove_block(&p, err, sizeof(err));
+	} else {
+		writer_wait();
+		rc = catalog_pool_remove(cc.cat, p.id, quorate(), err, sizeof(err));
+	}
 	if (rc)
 		reply_err(id, rc, err);
 	else
@@ -2395,7 +2643,9 @@ int coord_catalog_open(const struct coord_catalog_env *env)
 	int rc;
 
 	cc.env = *env;
-	rc = catalog_open(&cc.cat, env->cfg->data_dir, &rec, cc.open_err, sizeof(cc.open_err));
+	cc.nseen = 0;
+	rc = catalog_open_with(&cc.cat, env->cfg->data_dir, pool_attach, NULL, &rec, cc.open_err,
+			       sizeof(cc.open_err));
 	if (rc) {
 		cc.cat = NULL;
 		log_warnx("coord: catalog in %s: %s", env->cfg->data_dir, cc.open_err);
@@ -2403,10 +2653,10 @@ int coord_catalog_open(const struct coord_catalog_env *env)
 	}
 	log_info("coord: catalog open (schema %d); reconciled: %u create(s) and %u clone(s) rolled "
 		 "back, %u delete(s) finished, %u size(s) fixed, %u orphan(s) removed, %u "
-		 "quarantined, %u missing",
+		 "quarantined, %u missing; %u block pool(s) offline and left alone",
 		 catalog_schema_version(cc.cat), rec.creates_rolled_back, rec.clones_rolled_back,
 		 rec.deletes_finished, rec.sizes_fixed, rec.orphans_removed,
-		 rec.orphans_quarantined, rec.missing);
+		 rec.orphans_quarantined, rec.missing, rec.pools_offline);
 	commit_thread_start();
 	return 0;
 }

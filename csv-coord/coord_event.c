@@ -64,6 +64,8 @@ const char *coord_event_kind_name(enum coord_event_kind k)
 		return "pool_alert";
 	case COORD_EV_POOL_ALERT_CLEARED:
 		return "pool_alert_cleared";
+	case COORD_EV_POOL_OFFLINE:
+		return "pool_offline";
 	default:
 		return "unknown";
 	}

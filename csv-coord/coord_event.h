@@ -22,6 +22,7 @@ enum coord_event_kind {
 	COORD_EV_FENCE_FAILED,
 	COORD_EV_POOL_ALERT,	     /* a pool's free space fell to its alert threshold */
 	COORD_EV_POOL_ALERT_CLEARED, /* and rose above it again */
+	COORD_EV_POOL_OFFLINE,	     /* a block pool's device is missing or cannot be mounted */
 };
 
 struct coord_event {
