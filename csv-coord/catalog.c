@@ -674,9 +674,10 @@ static int pool_space(struct catalog *cat, int64_t id, struct catalog_pool *p,
 	if (rc < 0)
 		return catalog_errf(err, errlen, rc, "no pool %lld", (long long)id);
 	if (!p->online)
-		return catalog_errf(err, errlen, -ENODEV,
-				    "pool %s is offline: its device (file system %s) is not mounted",
-				    p->name, p->fs_uuid);
+		return catalog_errf(
+			err, errlen, -ENODEV,
+			"pool %s is offline: its device (file system %s) is not mounted", p->name,
+			p->fs_uuid);
 	if (statvfs(p->path, &vfs) < 0)
 		return catalog_errf(err, errlen, -errno, "statvfs %s: %s", p->path,
 				    strerror(errno));
@@ -963,8 +964,8 @@ static int reconcile_ready(struct catalog *cat, struct catalog_reconcile *rec)
 	int rc;
 
 	if (sqlite3_prepare_v2(cat->db,
-			       "SELECT id, path, size, pool_id FROM vdisks WHERE state = 'ready'", -1,
-			       &st, NULL) != SQLITE_OK)
+			       "SELECT id, path, size, pool_id FROM vdisks WHERE state = 'ready'",
+			       -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
 	if (sqlite3_prepare_v2(cat->db, "UPDATE vdisks SET state = 'missing' WHERE id = ?", -1,
 			       &mark, NULL) != SQLITE_OK) {

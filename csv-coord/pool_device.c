@@ -89,16 +89,18 @@ int pool_device_admit(const char *dev, const struct pool_device_probe *p, enum p
 	/* Never destroy data the admin did not name: a device that holds anything is formatted
 	 * only when asked in so many words. */
 	if (p->has_signature && format == POOL_FS_NONE)
-		return errf(err, errlen, -EEXIST,
-			    "%s holds a %s (%s); the box takes it only with --format ext4|xfs, which "
-			    "destroys what is on it",
-			    dev, p->sig_kind[0] ? p->sig_kind : "signature",
-			    p->sig_type[0] ? p->sig_type : "unknown");
+		return errf(
+			err, errlen, -EEXIST,
+			"%s holds a %s (%s); the box takes it only with --format ext4|xfs, which "
+			"destroys what is on it",
+			dev, p->sig_kind[0] ? p->sig_kind : "signature",
+			p->sig_type[0] ? p->sig_type : "unknown");
 	if (format == POOL_FS_NONE)
-		return errf(err, errlen, -EINVAL,
-			    "%s holds no file system; give --format xfs (reflink clones) or --format "
-			    "ext4",
-			    dev);
+		return errf(
+			err, errlen, -EINVAL,
+			"%s holds no file system; give --format xfs (reflink clones) or --format "
+			"ext4",
+			dev);
 	return 0;
 }
 
@@ -408,8 +410,7 @@ int pool_device_fs_id(const char *dev, char uuid[POOL_DEVICE_UUID_MAX + 1],
 	return 0;
 }
 
-int pool_device_find(const char *uuid, char dev[POOL_DEVICE_PATH_MAX + 1], char *err,
-		     size_t errlen)
+int pool_device_find(const char *uuid, char dev[POOL_DEVICE_PATH_MAX + 1], char *err, size_t errlen)
 {
 	blkid_cache cache;
 	char *name;

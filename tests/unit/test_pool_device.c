@@ -76,8 +76,7 @@ static void test_admit_refuses_a_mounted_device_even_with_format(void **state)
 
 	(void)state;
 	snprintf(p.mounted_at, sizeof(p.mounted_at), "/srv/data");
-	assert_int_equal(pool_device_admit("/dev/sdb", &p, POOL_FS_XFS, err, sizeof(err)),
-			 -EBUSY);
+	assert_int_equal(pool_device_admit("/dev/sdb", &p, POOL_FS_XFS, err, sizeof(err)), -EBUSY);
 	assert_non_null(strstr(err, "mounted at /srv/data"));
 }
 
@@ -87,8 +86,7 @@ static void test_admit_refuses_a_device_in_use_even_with_format(void **state)
 	char err[256];
 
 	(void)state;
-	assert_int_equal(pool_device_admit("/dev/sdb", &p, POOL_FS_EXT4, err, sizeof(err)),
-			 -EBUSY);
+	assert_int_equal(pool_device_admit("/dev/sdb", &p, POOL_FS_EXT4, err, sizeof(err)), -EBUSY);
 	assert_non_null(strstr(err, "in use"));
 }
 
@@ -232,8 +230,8 @@ static int setup(void **state)
 					   sizeof(f->err)),
 			 0);
 	assert_int_equal(calls, 0); /* no block pool yet */
-	assert_int_equal(catalog_pool_add_block(f->cat, "b1", f->mnt, "/dev/loop9", UUID, "xfs",
-						10, true, &f->pool, f->err, sizeof(f->err)),
+	assert_int_equal(catalog_pool_add_block(f->cat, "b1", f->mnt, "/dev/loop9", UUID, "xfs", 10,
+						true, &f->pool, f->err, sizeof(f->err)),
 			 0);
 	*state = f;
 	return 0;
@@ -478,10 +476,10 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_offline_pool_disks_are_not_marked_missing,
 						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_offline_pool_disks_refuse_changes,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_offline_pool_keeps_unfinished_deletes_for_later,
-						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_offline_pool_disks_refuse_changes, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_offline_pool_keeps_unfinished_deletes_for_later, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_offline_pool_refuses_new_disks_and_usage,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
