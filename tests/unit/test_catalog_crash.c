@@ -1,6 +1,5 @@
 /* Crash test for csv-coord/catalog*.c: 100 cycles of a child process that opens the catalog and
- * runs random requests (create, half of them with the file made ahead of the commit, extend,
- * transfer, attach, detach, delete, clone, and batches of
+ * runs random requests (create, extend, transfer, attach, detach, delete, clone, and batches of
  * transfers through catalog_commit) until it is killed with SIGKILL at a random moment; after
  * each kill the catalog is reopened and checked against a model built from what the child had
  * acknowledged:
@@ -155,24 +154,6 @@ static void child_batch_transfers(struct catalog *cat, struct mdisk *d, int fd, 
 	}
 }
 
-/* A create, half of the time with its file made ahead of the commit as the coord plane does
- * (catalog_create_prepare, catalog_create_files, then the commit). */
-static int premade_create(struct catalog *cat, const struct catalog_vdisk_spec *sp,
-			  struct catalog_vdisk *out, unsigned *seed)
-{
-	char err[CATALOG_ERR_MAX];
-	struct catalog_req r = {.op = CATALOG_OP_CREATE, .quorate = true, .spec = *sp}, *p = &r;
-
-	if (rand_r(seed) % 2)
-		return catalog_vdisk_create(cat, sp, true, out, err, sizeof(err));
-	if (catalog_create_prepare(cat, &r) == 0)
-		catalog_create_files(&p, 1);
-	catalog_commit(cat, &r, 1);
-	if (r.rc == 0)
-		*out = r.vdisk;
-	return r.rc;
-}
-
 static void child_step(struct catalog *cat, struct mdisk *d, int fd, unsigned *seed, unsigned *ctr)
 {
 	char err[CATALOG_ERR_MAX];
@@ -189,7 +170,7 @@ static void child_step(struct catalog *cat, struct mdisk *d, int fd, unsigned *s
 		snprintf(sp.name, sizeof(sp.name), "d%d-%u", getpid(), (*ctr)++);
 		snprintf(sp.target_iqn, sizeof(sp.target_iqn), IQN);
 		say(fd, "P C %s\n", sp.name);
-		if (premade_create(cat, &sp, &v, seed) == 0) {
+		if (catalog_vdisk_create(cat, &sp, true, &v, err, sizeof(err)) == 0) {
 			d[s] = (struct mdisk){.used = true, .size = v.size, .epoch = v.epoch};
 			memcpy(d[s].id, v.id, CATALOG_ID_LEN + 1);
 			snprintf(d[s].name, sizeof(d[s].name), "%s", v.name);
