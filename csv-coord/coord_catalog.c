@@ -61,8 +61,6 @@ enum op_kind {
 struct op {
 	struct op *next;
 	bool queued; /* its catalog requests wait for the next flush */
-	bool filed;  /* a create: handed to the file maker (or turned down by it) */
-	bool filing; /* a create whose file the file maker is making: not ready for a batch */
 	uint32_t ctl_id;
 	enum op_kind kind;
 	char vid[CATALOG_ID_LEN + 1]; /* "" for a create until it is committed */
@@ -149,27 +147,6 @@ static struct {
 	bool done;    /* under mu: the thread committed it; rc holds catalog_commit's result */
 	bool stop;    /* under mu */
 } ct = {.fd = -1, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
-
-/* The file maker. A create's backing file is made and made durable (its pool folder fsynced)
- * here, ahead of its batch (catalog.h: catalog_create_prepare, catalog_create_files), so that
- * the files of the next creates are made while the commit thread commits the current batch. A
- * create goes into a batch only once its file is durable, or once making it failed (the commit
- * then makes it itself, and says why if that fails again). The thread touches no catalog, only
- * files and the requests it was handed, which the loop leaves alone while it is busy; it wakes
- * the loop through the commit thread's eventfd. */
-static struct {
-	pthread_t thread;
-	bool started;
-	bool busy; /* a round was handed over and not taken back */
-	struct op *ops[CATALOG_BATCH_MAX];
-	struct catalog_req *reqs[CATALOG_BATCH_MAX];
-	size_t n;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool pending; /* under mu: reqs[0..n) wait for the thread */
-	bool done;    /* under mu: their files are made */
-	bool stop;    /* under mu */
-} fm = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
 static void writer_wait(void);
 
@@ -992,19 +969,11 @@ static void op_committed(struct op *o)
 
 /* ---- the commit thread ---- */
 
-static void wake_loop(void)
+static void *commit_main(void *arg)
 {
 	uint64_t one = 1;
 	ssize_t k;
 
-	/* An eventfd counter cannot overflow at one a batch; EINTR aside, this cannot fail. */
-	do
-		k = write(ct.fd, &one, sizeof(one));
-	while (k < 0 && errno == EINTR);
-}
-
-static void *commit_main(void *arg)
-{
 	(void)arg;
 	pthread_mutex_lock(&ct.mu);
 	for (;;) {
@@ -1018,115 +987,14 @@ static void *commit_main(void *arg)
 		ct.pending = false;
 		ct.done = true;
 		pthread_cond_broadcast(&ct.cv);
-		wake_loop();
+		/* An eventfd counter cannot overflow at one a batch; EINTR aside, this cannot
+		 * fail. */
+		do
+			k = write(ct.fd, &one, sizeof(one));
+		while (k < 0 && errno == EINTR);
 	}
 	pthread_mutex_unlock(&ct.mu);
 	return NULL;
-}
-
-static void *fm_main(void *arg)
-{
-	(void)arg;
-	pthread_mutex_lock(&fm.mu);
-	for (;;) {
-		while (!fm.pending && !fm.stop)
-			pthread_cond_wait(&fm.cv, &fm.mu);
-		if (fm.stop)
-			break;
-		pthread_mutex_unlock(&fm.mu);
-		catalog_create_files(fm.reqs, fm.n);
-		pthread_mutex_lock(&fm.mu);
-		fm.pending = false;
-		fm.done = true;
-		pthread_cond_broadcast(&fm.cv);
-		wake_loop();
-	}
-	pthread_mutex_unlock(&fm.mu);
-	return NULL;
-}
-
-/* Without the file maker, a create's file is made by its commit, as before. */
-static void fm_start(void)
-{
-	int rc;
-
-	fm.stop = fm.pending = fm.done = fm.busy = false;
-	rc = pthread_create(&fm.thread, NULL, fm_main, NULL);
-	if (rc) {
-		log_warnx("coord: no file maker (%s); the commits make the files", strerror(rc));
-		return;
-	}
-	fm.started = true;
-}
-
-/* The round came back: its creates may go into a batch. */
-static void fm_taken(void)
-{
-	for (size_t i = 0; i < fm.n; i++)
-		fm.ops[i]->filing = false;
-	fm.n = 0;
-	fm.busy = false;
-}
-
-/* Hand the queued creates not filed yet to the file maker, when it is idle. */
-static void fm_feed(void)
-{
-	struct op *o;
-
-	if (!fm.started || fm.busy)
-		return;
-	fm.n = 0;
-	for (o = cc.ops; o && fm.n < CATALOG_BATCH_MAX; o = o->next) {
-		if (!o->queued || o->filed || o->nreq != 1 || o->req[0].op != CATALOG_OP_CREATE)
-			continue;
-		o->filed = true;
-		/* Turned down (no quorum, a bad spec, no pool, a taken name): the commit refuses
-		 * it with the reason. */
-		if (catalog_create_prepare(cc.cat, &o->req[0]) < 0)
-			continue;
-		o->filing = true;
-		fm.ops[fm.n] = o;
-		fm.reqs[fm.n++] = &o->req[0];
-	}
-	if (fm.n == 0)
-		return;
-	fm.busy = true;
-	pthread_mutex_lock(&fm.mu);
-	fm.done = false;
-	fm.pending = true;
-	pthread_cond_signal(&fm.cv);
-	pthread_mutex_unlock(&fm.mu);
-}
-
-/* Not in a batch yet: its file is being made, or is still to be. */
-static bool fm_holds(const struct op *o)
-{
-	return o->filing ||
-	       (fm.started && !o->filed && o->nreq == 1 && o->req[0].op == CATALOG_OP_CREATE);
-}
-
-static void fm_stop(void)
-{
-	struct op *o;
-
-	if (!fm.started)
-		return;
-	pthread_mutex_lock(&fm.mu);
-	while (fm.busy && !fm.done)
-		pthread_cond_wait(&fm.cv, &fm.mu);
-	fm.stop = true;
-	pthread_cond_broadcast(&fm.cv);
-	pthread_mutex_unlock(&fm.mu);
-	pthread_join(fm.thread, NULL);
-	if (fm.busy)
-		fm_taken();
-	fm.started = false;
-	/* The files of creates that will not be committed now: nobody's (the next open would
-	 * remove them too). */
-	for (o = cc.ops; o; o = o->next)
-		if (o->queued && o->nreq == 1 && o->req[0].op == CATALOG_OP_CREATE &&
-		    o->req[0].premade && unlink(o->req[0].vdisk.path) < 0)
-			log_warn("coord: %s", o->req[0].vdisk.path);
 }
 
 static void commit_thread_start(void)
@@ -1147,7 +1015,6 @@ static void commit_thread_start(void)
 		return;
 	}
 	ct.started = true;
-	fm_start();
 }
 
 /* Wait until the batch in flight (if any) is committed, so that the loop may use the writer
@@ -1167,7 +1034,6 @@ static void commit_thread_stop(void)
 {
 	if (!ct.started)
 		return;
-	fm_stop();
 	writer_wait();
 	pthread_mutex_lock(&ct.mu);
 	ct.stop = true;
@@ -1208,7 +1074,7 @@ static bool batch_gather(void)
 
 	ct.n = ct.nops = 0;
 	for (o = cc.ops; o; o = o->next) {
-		if (!o->queued || fm_holds(o))
+		if (!o->queued)
 			continue;
 		if (ct.n + o->nreq > CATALOG_BATCH_MAX)
 			break;
@@ -1222,11 +1088,7 @@ static bool batch_gather(void)
 
 void coord_catalog_flush(void)
 {
-	if (!cc.cat)
-		return;
-	/* The next creates' files first: they are made while the batch below commits. */
-	fm_feed();
-	if (ct.busy)
+	if (!cc.cat || ct.busy)
 		return;
 	while (batch_gather()) {
 		ct.busy = true;
@@ -1252,27 +1114,18 @@ int coord_catalog_fd(void)
 void coord_catalog_committed(void)
 {
 	uint64_t x;
-	bool done, filed;
+	bool done;
 
 	if (ct.fd < 0 || read(ct.fd, &x, sizeof(x)) < 0)
 		return;
-	/* Either thread may have woken the loop, or both. */
-	pthread_mutex_lock(&fm.mu);
-	filed = fm.done;
-	fm.done = false;
-	pthread_mutex_unlock(&fm.mu);
 	pthread_mutex_lock(&ct.mu);
 	done = ct.done;
 	ct.done = false;
 	pthread_mutex_unlock(&ct.mu);
-	if (filed && fm.busy)
-		fm_taken();
-	if (done && ct.busy)
-		batch_answer();
-	if (!filed && !done)
+	if (!done || !ct.busy)
 		return;
-	/* What gathered meanwhile goes at once: the next creates to the file maker, the next
-	 * batch to the commit thread. */
+	batch_answer();
+	/* What gathered while this batch was committed goes at once. */
 	coord_catalog_flush();
 }
 
