@@ -192,10 +192,6 @@ struct catalog_req {
 	uint32_t host_id;		   /* attach, detach */
 	uint32_t old_owner, new_owner;	   /* transfer; CATALOG_NO_HOST for nobody */
 	bool maintenance;		   /* maintenance */
-	/* create: vdisk.id, .path and .size name a file already durable (catalog_create_files);
-	 * the commit inserts the row for it, or removes the file when the create is refused. The
-	 * commit clears it. */
-	bool premade;
 	/* Out. */
 	int rc;
 	char err[CATALOG_ERR_MAX];
@@ -206,22 +202,6 @@ struct catalog_req {
  * each rc), or a negative errno when the whole batch failed, in which case every rc holds it
  * too and nothing of the batch is durable. */
 int catalog_commit(struct catalog *cat, struct catalog_req *reqs, size_t n);
-
-/* A create's file made ahead of its commit, so that the coord plane makes the files of the next
- * batch while the current one commits:
- *  1. catalog_create_prepare(), a lookup (read connection, the lookups' thread): gives create r
- *     its id and its path in its pool. 0 when it did; -errno when r is left to the commit as
- *     it is (no quorum, a bad spec, no such folder pool: the commit refuses it with the reason).
- *  2. catalog_create_files(), no catalog at all (any thread): makes the files of prepared
- *     creates (O_EXCL, sparse at their size) and fsyncs each pool folder once. A create whose
- *     file is durable gets premade; one whose file failed loses its id and path again, and the
- *     commit makes its file itself (and refuses it if that fails again).
- *  3. catalog_commit() with the premade creates: each one's row names its durable file; one
- *     refused there (name taken, no quorum, no pool) has its file removed.
- * A crash between 2 and 3 leaves files without rows and without blocks, which the next open
- * removes (an orphan, below). */
-int catalog_create_prepare(struct catalog *cat, struct catalog_req *r);
-void catalog_create_files(struct catalog_req *const *reqs, size_t n);
 
 /* One request each, committed on its own. */
 int catalog_vdisk_create(struct catalog *cat, const struct catalog_vdisk_spec *spec, bool quorate,

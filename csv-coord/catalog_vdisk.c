@@ -181,41 +181,22 @@ static int lun_alloc(struct catalog *cat, const char *iqn, uint32_t *out)
 	return kept_done(st);
 }
 
-/* The path of disk id in pool p; false when it does not fit. */
-static bool disk_path(char *out, size_t len, const struct catalog_pool *p, const char *id)
-{
-	return snprintf(out, len, "%s/%s.img", p->path, id) < (int)len;
-}
-
-/* A refused premade create's file, or one the commit does not use: nobody's. */
-static void premade_drop(struct catalog_req *r)
-{
-	if (!r->premade)
-		return;
-	if (unlink(r->vdisk.path) < 0 && errno != ENOENT)
-		log_warn("%s: %s", __func__, r->vdisk.path);
-	r->premade = false;
-}
-
 /* Insert a new disk's row in state (ready for a create, whose file the batch makes before it
- * commits or was made before the batch, or cloning) and fill v. id: the id of a premade file,
- * or NULL for a new one. */
+ * commits, or cloning) and fill v. */
 static int insert_vdisk(struct catalog *cat, struct catalog_req *r, const struct catalog_pool *p,
-			const char *state, const char *id, struct catalog_vdisk *v)
+			const char *state, struct catalog_vdisk *v)
 {
 	sqlite3_stmt *st;
 	int rc;
 
 	memset(v, 0, sizeof(*v));
-	if (id)
-		snprintf(v->id, sizeof(v->id), "%s", id);
-	else if (uuid_v4(v->id) < 0)
+	if (uuid_v4(v->id) < 0)
 		return REQ_ERR(r, -EIO, "no randomness for a disk id");
 	snprintf(v->name, sizeof(v->name), "%s", r->spec.name);
 	v->pool_id = p->id;
 	v->size = r->spec.size;
 	/* catalog_pool_add() keeps pool paths short enough for this. */
-	if (!disk_path(v->path, sizeof(v->path), p, v->id))
+	if (snprintf(v->path, sizeof(v->path), "%s/%s.img", p->path, v->id) >= (int)sizeof(v->path))
 		return REQ_ERR(r, -ENAMETOOLONG, "pool path %s is too long", p->path);
 	snprintf(v->target_iqn, sizeof(v->target_iqn), "%s", r->spec.target_iqn);
 	v->owner = r->spec.owner;
@@ -293,7 +274,6 @@ static int check_new_disk(struct catalog *cat, struct catalog_req *r, struct cat
 
 static int apply_create(struct catalog *cat, struct catalog_req *r)
 {
-	char id[CATALOG_ID_LEN + 1], want[CATALOG_PATH_MAX];
 	struct catalog_pool p;
 	int rc;
 
@@ -302,13 +282,7 @@ static int apply_create(struct catalog *cat, struct catalog_req *r)
 	rc = check_new_disk(cat, r, &p);
 	if (rc < 0)
 		return rc;
-	/* A premade file is used only where this commit would have put it (the pool may have
-	 * gone and come back under another path since): otherwise the file is made below. */
-	if (r->premade && (!disk_path(want, sizeof(want), &p, r->vdisk.id) ||
-			   strcmp(want, r->vdisk.path) || r->vdisk.size != r->spec.size))
-		premade_drop(r);
-	snprintf(id, sizeof(id), "%s", r->vdisk.id);
-	return insert_vdisk(cat, r, &p, "ready", r->premade ? id : NULL, &r->vdisk);
+	return insert_vdisk(cat, r, &p, "ready", &r->vdisk);
 }
 
 /* Set columns of one disk and its updated time. */
@@ -513,10 +487,9 @@ static int fail_batch(struct catalog_req *reqs, size_t n, int rc, const char *wh
 	return rc;
 }
 
-/* A create whose file the batch makes itself (step 2). */
 static bool makes_file(const struct catalog_req *r)
 {
-	return r->op == CATALOG_OP_CREATE && r->rc == 0 && !r->premade;
+	return r->op == CATALOG_OP_CREATE && r->rc == 0;
 }
 
 /* The pool folder of a disk's path (pool paths are resolved and never end in a slash). */
@@ -527,82 +500,70 @@ static size_t folder_len(const char *path)
 	return slash ? (size_t)(slash - path) : 0;
 }
 
-/* Make the files of creates rs[0..n) (at vdisk.path, sparse at vdisk.size) and fsync each of
- * their folders once. rcs[i] is 0 when the file of rs[i] is durable (name and inode); a file
- * that was made but is not durable is unlinked again. No catalog: any thread. */
-static void files_durable(struct catalog_req *const *rs, size_t n, int *rcs)
+/* Step 2: the creates' files, inside the batch's transaction. A create whose file or folder
+ * could not be made durable is refused and its row deleted again. Returns -EIO when that
+ * delete fails (the batch must then be rolled back). */
+static int make_files(struct catalog *cat, struct catalog_req *reqs, size_t n)
 {
 	struct catalog_file files[CATALOG_BATCH_MAX];
 	size_t which[CATALOG_BATCH_MAX], dir_of[CATALOG_BATCH_MAX];
 	struct catalog_dir *dirs = NULL, *more;
 	size_t nf = 0, nd = 0, k;
+	sqlite3_stmt *drop;
+	int rc = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		const char *path = rs[i]->vdisk.path;
-		size_t len = folder_len(path);
+		struct catalog_req *r = &reqs[i];
+		size_t len;
 
-		rcs[i] = 0;
+		if (!makes_file(r))
+			continue;
+		len = folder_len(r->vdisk.path);
 		/* Pools are few: one fsync per folder for the whole batch. */
 		for (k = 0; k < nd; k++)
-			if (strlen(dirs[k].path) == len && !strncmp(dirs[k].path, path, len))
+			if (strlen(dirs[k].path) == len &&
+			    !strncmp(dirs[k].path, r->vdisk.path, len))
 				break;
 		if (k == nd) {
 			more = realloc(dirs, (nd + 1) * sizeof(*dirs));
 			if (!more) {
-				rcs[i] = -ENOMEM;
-				continue;
+				r->rc = REQ_ERR(r, -ENOMEM, "out of memory");
+				continue; /* its row goes below, with the failed files' */
 			}
 			dirs = more;
-			snprintf(dirs[nd].path, sizeof(dirs[nd].path), "%.*s", (int)len, path);
+			snprintf(dirs[nd].path, sizeof(dirs[nd].path), "%.*s", (int)len,
+				 r->vdisk.path);
 			nd++;
 		}
-		files[nf].path = path;
-		files[nf].size = rs[i]->vdisk.size;
+		files[nf].path = r->vdisk.path;
+		files[nf].size = r->vdisk.size;
 		dir_of[nf] = k;
 		which[nf++] = i;
 	}
 	catalog_files_make(files, nf, dirs, nd);
-	for (size_t j = 0; j < nf; j++) {
-		int rc = files[j].rc ? files[j].rc : dirs[dir_of[j]].rc;
-
-		if (rc && files[j].rc == 0)
-			unlink(files[j].path); /* made, but its name may not be durable */
-		rcs[which[j]] = rc;
-	}
-	free(dirs);
-}
-
-/* Step 2: the files of the creates that have none yet, inside the batch's transaction. A create
- * whose file or folder could not be made durable is refused and its row deleted again.
- * Returns -EIO when that delete fails (the batch must then be rolled back). */
-static int make_files(struct catalog *cat, struct catalog_req *reqs, size_t n)
-{
-	struct catalog_req *rs[CATALOG_BATCH_MAX];
-	int rcs[CATALOG_BATCH_MAX];
-	sqlite3_stmt *drop;
-	size_t nf = 0;
-	int rc = 0;
-
-	for (size_t i = 0; i < n; i++)
-		if (makes_file(&reqs[i]))
-			rs[nf++] = &reqs[i];
-	if (nf == 0)
-		return 0;
-	files_durable(rs, nf, rcs);
 
 	if (kept(cat, CATALOG_SQL_VDISK_DROP, &drop) < 0)
-		return -EIO;
-	for (size_t j = 0; j < nf && rc == 0; j++) {
-		struct catalog_req *r = rs[j];
+		rc = -EIO;
+	for (size_t i = 0, j = 0; i < n && rc == 0; i++) {
+		struct catalog_req *r = &reqs[i];
+		int frc;
 
-		if (rcs[j] == 0)
-			continue;
-		if (rcs[j] == -EEXIST)
-			REQ_ERR(r, rcs[j], "create %s: a file of that name exists already",
-				r->vdisk.path);
-		else
-			REQ_ERR(r, rcs[j], "create %s: %s", r->vdisk.path, strerror(-rcs[j]));
-		r->rc = rcs[j];
+		if (r->op != CATALOG_OP_CREATE || !r->vdisk.id[0])
+			continue; /* not a create, or refused in step 1 (no row) */
+		if (j < nf && which[j] == i) {
+			frc = files[j].rc ? files[j].rc : dirs[dir_of[j]].rc;
+			if (frc && files[j].rc == 0)
+				unlink(files[j].path); /* made, but its name may not be durable */
+			j++;
+			if (frc == 0)
+				continue;
+			if (frc == -EEXIST)
+				REQ_ERR(r, frc, "create %s: a file of that name exists already",
+					r->vdisk.path);
+			else
+				REQ_ERR(r, frc, "create %s: %s", r->vdisk.path, strerror(-frc));
+			r->rc = frc;
+		}
 		sqlite3_bind_text(drop, 1, r->vdisk.id, -1, SQLITE_STATIC);
 		if (sqlite3_step(drop) != SQLITE_DONE)
 			rc = -EIO;
@@ -610,90 +571,16 @@ static int make_files(struct catalog *cat, struct catalog_req *reqs, size_t n)
 		r->vdisk.id[0] = '\0';
 	}
 	catalog_stmt_done(drop);
+	free(dirs);
 	return rc;
 }
 
-/* Undo step 2 when the transaction was rolled back: no row names these files, whether the
- * batch made them or they were premade. */
+/* Undo step 2 when the transaction was rolled back: no row names these files. */
 static void unmake_files(struct catalog_req *reqs, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if (reqs[i].op == CATALOG_OP_CREATE && reqs[i].rc == 0 && reqs[i].vdisk.id[0])
+		if (makes_file(&reqs[i]) && reqs[i].vdisk.id[0])
 			unlink(reqs[i].vdisk.path);
-}
-
-/* The premade files of a batch that is refused whole before any row: nobody's. */
-static void drop_premade(struct catalog_req *reqs, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (reqs[i].op == CATALOG_OP_CREATE)
-			premade_drop(&reqs[i]);
-}
-
-/* A premade file is consumed by the commit that was given it, whatever became of it. */
-static void premade_clear(struct catalog_req *reqs, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		reqs[i].premade = false;
-}
-
-int catalog_create_prepare(struct catalog *cat, struct catalog_req *r)
-{
-	struct catalog_vdisk other;
-	struct catalog_pool p;
-	int rc;
-
-	r->premade = false;
-	r->vdisk.id[0] = '\0';
-	r->vdisk.path[0] = '\0';
-	/* What the commit would refuse anyway gets no file; it keeps the rules' messages. */
-	if (r->op != CATALOG_OP_CREATE || !r->quorate)
-		return -EINVAL;
-	if (!catalog_name_valid(r->spec.name) || r->spec.size == 0 || r->spec.size % 512 ||
-	    r->spec.size > (uint64_t)INT64_MAX)
-		return -EINVAL;
-	rc = catalog_pool_get(cat, r->spec.pool_id, &p);
-	if (rc < 0)
-		return rc;
-	if (p.kind != CATALOG_POOL_FOLDER)
-		return -EOPNOTSUPP;
-	if (catalog_vdisk_by_name(cat, p.id, r->spec.name, &other) == 0)
-		return -EEXIST;
-	if (uuid_v4(r->vdisk.id) < 0)
-		return -EIO;
-	if (!disk_path(r->vdisk.path, sizeof(r->vdisk.path), &p, r->vdisk.id)) {
-		r->vdisk.id[0] = r->vdisk.path[0] = '\0';
-		return -ENAMETOOLONG;
-	}
-	r->vdisk.size = r->spec.size;
-	return 0;
-}
-
-void catalog_create_files(struct catalog_req *const *reqs, size_t n)
-{
-	struct catalog_req *rs[CATALOG_BATCH_MAX];
-	int rcs[CATALOG_BATCH_MAX];
-	size_t m = 0;
-
-	for (size_t i = 0; i < n && m < CATALOG_BATCH_MAX; i++) {
-		struct catalog_req *r = reqs[i];
-
-		r->premade = false;
-		if (r->op == CATALOG_OP_CREATE && r->vdisk.id[0] && r->vdisk.path[0])
-			rs[m++] = r;
-	}
-	if (m == 0)
-		return;
-	files_durable(rs, m, rcs);
-	for (size_t j = 0; j < m; j++) {
-		if (rcs[j] == 0) {
-			rs[j]->premade = true;
-			continue;
-		}
-		/* The commit makes it itself, and says why when that fails again. */
-		log_warnx("%s: %s: %s", __func__, rs[j]->vdisk.path, strerror(-rcs[j]));
-		rs[j]->vdisk.id[0] = rs[j]->vdisk.path[0] = '\0';
-	}
 }
 
 /* Step 3: remove the deletes' files, then their rows. */
@@ -764,28 +651,22 @@ int catalog_commit(struct catalog *cat, struct catalog_req *reqs, size_t n)
 	bool creates = false, deletes = false;
 	int rc;
 
-	if (n == 0 || n > CATALOG_BATCH_MAX) {
-		n = n > CATALOG_BATCH_MAX ? CATALOG_BATCH_MAX : n;
-		drop_premade(reqs, n);
-		return fail_batch(reqs, n, -EINVAL, "a batch holds 1 to 256 requests");
-	}
+	if (n == 0 || n > CATALOG_BATCH_MAX)
+		return fail_batch(reqs, n > CATALOG_BATCH_MAX ? CATALOG_BATCH_MAX : n, -EINVAL,
+				  "a batch holds 1 to 256 requests");
 	rc = catalog_txn_begin(cat, why, sizeof(why));
-	if (rc < 0) {
-		drop_premade(reqs, n);
+	if (rc < 0)
 		return fail_batch(reqs, n, rc, why);
-	}
 	for (size_t i = 0; i < n; i++) {
 		struct catalog_req *r = &reqs[i];
 
 		r->rc = 0;
 		r->err[0] = '\0';
 		old_size[i] = 0;
-		if (r->op != CATALOG_OP_CREATE) {
+		if (r->op != CATALOG_OP_CREATE)
 			memset(&r->vdisk, 0, sizeof(r->vdisk));
-			r->premade = false;
-		} else if (!r->premade) {
+		else
 			r->vdisk.id[0] = '\0';
-		}
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct catalog_req *r = &reqs[i];
@@ -796,20 +677,16 @@ int catalog_commit(struct catalog *cat, struct catalog_req *reqs, size_t n)
 		if (r->rc < 0) {
 			if (catalog_stmt_run(cat, cat->db, CATALOG_SQL_ROLLBACK_TO) < 0)
 				goto err_sql;
-			/* A refused create keeps no row: forget its id so no file is made, and
-			 * remove its premade one. */
-			if (r->op == CATALOG_OP_CREATE) {
-				premade_drop(r);
+			/* A refused create keeps no row: forget its id so no file is made. */
+			if (r->op == CATALOG_OP_CREATE)
 				r->vdisk.id[0] = '\0';
-			}
 		}
 		if (catalog_stmt_run(cat, cat->db, CATALOG_SQL_RELEASE) < 0)
 			goto err_sql;
 		creates = creates || (r->rc == 0 && r->op == CATALOG_OP_CREATE);
 		deletes = deletes || (r->rc == 0 && r->op == CATALOG_OP_DELETE);
 	}
-	/* The files before the COMMIT: a ready row always names a durable file (a premade one
-	 * was durable before the batch began). */
+	/* The files before the COMMIT: a ready row always names a durable file. */
 	if (creates && make_files(cat, reqs, n) < 0)
 		goto err_sql;
 	rc = catalog_txn_commit(cat, why, sizeof(why));
@@ -818,7 +695,6 @@ int catalog_commit(struct catalog *cat, struct catalog_req *reqs, size_t n)
 		 * open keeps those whose row is there and removes the others (empty, rowless). */
 		goto err_undo;
 	}
-	premade_clear(reqs, n);
 	if (deletes)
 		finish_deletes(cat, reqs, n);
 	return 0;
@@ -829,7 +705,6 @@ err_sql:
 	unmake_files(reqs, n);
 	rc = -EIO;
 err_undo:
-	premade_clear(reqs, n);
 	/* The extends grew their files before the commit that failed; shrink them back, which
 	 * the next open would also do. */
 	for (size_t i = 0; i < n; i++)
@@ -1042,7 +917,7 @@ int catalog_vdisk_clone_begin(struct catalog *cat, const char *src_id, uint64_t 
 	r->spec.owner = CATALOG_NO_HOST;
 	rc = check_new_disk(cat, r, &p);
 	if (rc == 0)
-		rc = insert_vdisk(cat, r, &p, "cloning", NULL, out);
+		rc = insert_vdisk(cat, r, &p, "cloning", out);
 	if (rc < 0)
 		goto err_rollback;
 	rc = catalog_txn_commit(cat, err, errlen);
