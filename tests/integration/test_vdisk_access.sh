@@ -16,7 +16,9 @@ HW_BIN=$BUILD/tests/held_write
 
 HB=200
 MISS=5
-HOLD_MS=1500
+# Long enough that the checks made while a write is held (each a process start, on a
+# machine that may be busy) finish well before the write would get BUSY.
+HOLD_MS=4000
 I1=iqn.2026-11.org.holdfast:va-h1
 I2=iqn.2026-11.org.holdfast:va-h2
 
