@@ -270,6 +270,7 @@ cl_bg THAW "$HF_WORK/thaw.log" bash -c "sleep $((STALL_MS / 1000 + 5)); fsfreeze
 cl_bg ADDPID "$HF_WORK/add.log" "$CL_CTL" -c "$CL_CONF" --json pool add slow --device "$SLOOP" \
 	--format "$FSTYPE"
 sleep 0.2
+status_for "$STALL_MS"
 cl_vd pool add slow --device "$LOOP" --format "$FSTYPE" || true
 hf_check "a second add of the same name during the add is refused busy" \
 	grep -q '"busy"' "$HF_WORK/last.json"
@@ -278,7 +279,6 @@ hf_check "an add of the same device under another name is refused busy" \
 	grep -q '"busy"' "$HF_WORK/last.json"
 cl_vd pool remove slow || true
 hf_check "a remove of the pool being added is refused busy" grep -q '"busy"' "$HF_WORK/last.json"
-status_for "$STALL_MS"
 hf_check "the add is still waiting on the frozen device (the check means something)" \
 	[ ! -s "$HF_WORK/add.log" ]
 hf_check "cluster status answered all along during the add ($STATUS_N times)" \
@@ -286,7 +286,7 @@ hf_check "cluster status answered all along during the add ($STATUS_N times)" \
 hf_check "every status answer during the add under $SLOW_MS ms (slowest $STATUS_MAX)" \
 	[ "$STATUS_MAX" -lt "$SLOW_MS" ]
 hf_check "h1 stayed live during the add" cl_true "h['h1']['state'] == 'live'"
-fsfreeze -u "$OUTER" || hf_die "cannot thaw $OUTER"
+fsfreeze -u "$OUTER" 2>/dev/null || hf_log "$OUTER was thawed already (by the safety thaw)"
 hf_stop_session "$THAW" 1
 hf_check "the add answers after the thaw" wait_answer "$HF_WORK/add.log"
 hf_log "pool add slow -> $(tr -d '\n ' <"$HF_WORK/add.log" | cut -c1-300)"
@@ -309,7 +309,7 @@ status_for 1500
 hf_check "the remove is still waiting on the frozen file system" [ ! -s "$HF_WORK/remove.log" ]
 hf_check "cluster status answered quickly during the remove (slowest $STATUS_MAX ms)" \
 	[ "$STATUS_BAD" = 0 -a "$STATUS_MAX" -lt "$SLOW_MS" ]
-fsfreeze -u "$OUTER" || hf_die "cannot thaw $OUTER"
+fsfreeze -u "$OUTER" 2>/dev/null || hf_log "$OUTER was thawed already (by the safety thaw)"
 hf_stop_session "$THAW" 1
 hf_check "the remove answers after the thaw" wait_answer "$HF_WORK/remove.log"
 hf_check "the remove says removed" grep -q '"removed"' "$HF_WORK/remove.log"
