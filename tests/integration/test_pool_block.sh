@@ -315,7 +315,6 @@ hf_check "the remove answers after the thaw" wait_answer "$HF_WORK/remove.log"
 hf_check "the remove says removed" grep -q '"removed"' "$HF_WORK/remove.log"
 hf_check "the slow pool is unmounted" bash -c "! mountpoint -q '$DATA/pools/slow'"
 hf_check "no host lost or fenced during the remove" [ "$(bad_events)" = "$BAD0" ]
-losetup -d "$SLOOP" && SLOOP=""
 
 # 10. A failing mkfs: its message, no pool, nothing mounted.
 if [ "$FSTYPE" = xfs ]; then
@@ -331,6 +330,24 @@ if [ "$FSTYPE" = xfs ]; then
 	hf_check "the name and device are free again after the failure (not busy)" \
 		grep -q 'mkfs.xfs' "$HF_WORK/last.json"
 fi
+
+# 11. The box stopped while an add waits on the device (SIGTERM ends the coord process, whose
+#     worker goes with it; mkfs, its child, finishes on its own after the thaw): no row, nothing
+#     mounted, and the next start knows no such pool.
+fsfreeze -f "$OUTER" || hf_die "cannot freeze $OUTER"
+cl_bg ADDPID "$HF_WORK/add2.log" "$CL_CTL" -c "$CL_CONF" --json pool add late --device "$SLOOP" \
+	--format "$FSTYPE"
+cl_wait_log "$LOG" "pool late: taking" 5 || hf_die "the add of pool late did not start"
+cl_bg THAW "$HF_WORK/thaw.log" bash -c "sleep 1; fsfreeze -u '$OUTER'"
+hf_stop_session "$CL_SID" 9
+sleep 1.5
+hf_check "nothing is left mounted for the add cut short" \
+	bash -c "! mountpoint -q '$DATA/pools/late'"
+start_box
+cl_vd pool list
+hf_check "after the restart there is no pool late" \
+	[ "$(cl_j "len([p for p in r['pools'] if p['name'] == 'late'])")" = 0 ]
+losetup -d "$SLOOP" && SLOOP=""
 
 [ "$HF_FAILED" = 0 ] || hf_die "pool_block: failures above; logs in $HF_WORK"
 hf_log "pool_block: all checks passed"
