@@ -11,7 +11,8 @@
  * is committed here, the answer goes out at once, and a worker thread copies the bytes (clone
  * jobs below). The thread never touches the catalog: it reports progress through atomics and
  * its end through a flag that coord_catalog_tick() looks at, and the loop commits the result.
- * So a clone never holds up leases, quorum or fencing, which run in the same loop.
+ * So a clone never holds up leases, quorum or fencing, which run in the same loop. A block
+ * pool's probe, mkfs, mount and unmount run on a worker thread the same way (pool jobs below).
  *
  * The group commit runs in a commit thread, not in the loop (commit thread below): the loop hands
  * it a batch and goes on parsing requests and relaying the target's answers; the thread wakes
