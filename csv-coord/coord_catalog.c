@@ -11,7 +11,8 @@
  * is committed here, the answer goes out at once, and a worker thread copies the bytes (clone
  * jobs below). The thread never touches the catalog: it reports progress through atomics and
  * its end through a flag that coord_catalog_tick() looks at, and the loop commits the result.
- * So a clone never holds up leases, quorum or fencing, which run in the same loop.
+ * So a clone never holds up leases, quorum or fencing, which run in the same loop. A block
+ * pool's probe, mkfs, mount and unmount run on a worker thread the same way (pool jobs below).
  *
  * The group commit runs in a commit thread, not in the loop (commit thread below): the loop hands
  * it a batch and goes on parsing requests and relaying the target's answers; the thread wakes
@@ -30,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -707,6 +709,7 @@ static void pools_check(void)
 }
 
 static void paths_tick(int64_t now_ns);
+static void pool_jobs_tick(void);
 
 void coord_catalog_tick(int64_t now_ns)
 {
@@ -716,6 +719,7 @@ void coord_catalog_tick(int64_t now_ns)
 	if (!cc.cat)
 		return;
 	jobs_tick();
+	pool_jobs_tick();
 	sig = members_sig();
 	if (sig && cc.sig && strcmp(sig, cc.sig)) {
 		log_info("coord: the cluster's initiators changed; new access policies for every "
@@ -1314,19 +1318,323 @@ static void req_init(struct catalog_req *r, enum catalog_op op, const char *vid,
 	r->expected_epoch = epoch;
 }
 
-/* pool_add with "device": take a block device as a pool. Everything that can refuse is checked
- * before mkfs runs, and mkfs runs only when the admin named a file system (pool_device_admit).
- * mkfs and mount hold the loop for their duration (seconds: no discard of the device). */
+/* ---- pool jobs: a block pool's slow steps on a worker thread ---- */
+
+/* pool_add --device and pool_remove of a block pool probe, mkfs, mount and unmount a device,
+ * which takes seconds on a large or slow one (and longer when its I/O stalls). The loop runs
+ * leases, quorum and fencing, so like a clone these run on a worker thread: the loop checks
+ * what it can without touching the device, notes the job (a second add of the name or the
+ * device, a remove of the pool, a new disk in it are refused as busy meanwhile), and when the
+ * worker is done it writes or removes the pool's row through the single writer and answers.
+ * The worker never touches the catalog or the log; the loop owns the job but, until
+ * `finished` is set, the worker's results (rc, err, mounted, probe, uuid, type). */
+enum pool_step {
+	PJ_ADD,	    /* probe, admit, mkfs, mount; then the loop inserts the row */
+	PJ_UNDO,    /* the row could not be inserted: unmount what the add mounted */
+	PJ_REMOVE,  /* unmount; then the loop removes the row */
+	PJ_REMOUNT, /* the row could not be removed: mount the pool again */
+};
+
+struct pool_job {
+	struct pool_job *next;
+	enum pool_step step;
+	uint32_t ctl_id; /* the admin's request, answered at the end */
+	char name[CATALOG_NAME_MAX + 1];
+	char device[POOL_DEVICE_PATH_MAX + 1];
+	dev_t rdev; /* the device's number when the loop could stat it; 0: unknown */
+	char mnt[CATALOG_PATH_MAX];
+	enum pool_fs fs;
+	unsigned alert;
+	int64_t pool_id; /* a remove's pool */
+	bool was_online; /* a remove's pool was mounted: mounted again if its row stays */
+	char fs_type[POOL_DEVICE_FS_MAX + 1];
+	int64_t started_ns;
+	pthread_t thread;
+	bool joinable;
+	atomic_bool finished;
+	/* The worker's. */
+	int rc;
+	bool mounted;
+	struct pool_device_probe probe;
+	char uuid[POOL_DEVICE_UUID_MAX + 1], type[POOL_DEVICE_FS_MAX + 1];
+	char err[POOL_DEVICE_ERR_MAX];
+	/* The answer an undo or a remount goes on to give once it is done. */
+	int ans_rc;
+	char ans_err[POOL_DEVICE_ERR_MAX];
+};
+
+static struct pool_job *pool_jobs;
+
+static struct pool_job *pool_job_by_name(const char *name)
+{
+	struct pool_job *j;
+
+	for (j = pool_jobs; j; j = j->next)
+		if (!strcmp(j->name, name))
+			return j;
+	return NULL;
+}
+
+/* The add that is taking this device (by its path, or by its number under another name). */
+static struct pool_job *pool_job_by_device(const char *device, dev_t rdev)
+{
+	struct pool_job *j;
+
+	for (j = pool_jobs; j; j = j->next)
+		if ((j->step == PJ_ADD || j->step == PJ_UNDO) &&
+		    (!strcmp(j->device, device) || (rdev && j->rdev == rdev)))
+			return j;
+	return NULL;
+}
+
+static struct pool_job *pool_job_by_pool(int64_t id)
+{
+	struct pool_job *j;
+
+	for (j = pool_jobs; j; j = j->next)
+		if (j->pool_id && j->pool_id == id)
+			return j;
+	return NULL;
+}
+
+static void *pool_job_main(void *arg)
+{
+	struct pool_job *j = arg;
+
+	j->err[0] = '\0';
+	switch (j->step) {
+	case PJ_ADD:
+		j->mounted = false;
+		j->rc = pool_device_probe(j->device, &j->probe, j->err, sizeof(j->err));
+		if (j->rc == 0)
+			j->rc = pool_device_admit(j->device, &j->probe, j->fs, j->err,
+						  sizeof(j->err));
+		if (j->rc == 0)
+			j->rc = pool_device_mkfs(j->device, j->fs, j->err, sizeof(j->err));
+		if (j->rc == 0)
+			j->rc = pool_device_fs_id(j->device, j->uuid, j->type, j->err,
+						  sizeof(j->err));
+		if (j->rc == 0) {
+			j->rc = pool_device_mount(j->device, j->type, j->mnt, j->err,
+						  sizeof(j->err));
+			j->mounted = j->rc == 0;
+		}
+		break;
+	case PJ_UNDO:
+	case PJ_REMOVE:
+		j->rc = pool_device_umount(j->mnt, j->err, sizeof(j->err));
+		break;
+	case PJ_REMOUNT:
+		j->rc = pool_device_mount(j->device, j->fs_type, j->mnt, j->err, sizeof(j->err));
+		break;
+	}
+	atomic_store(&j->finished, true);
+	return NULL;
+}
+
+/* Run the job's step on a worker; without a thread, in the loop (as the box did before), so
+ * that the step and its end still happen. pool_jobs_tick() sees the end either way. */
+static void pool_job_run(struct pool_job *j, enum pool_step step)
+{
+	int rc;
+
+	j->step = step;
+	atomic_store(&j->finished, false);
+	rc = pthread_create(&j->thread, NULL, pool_job_main, j);
+	j->joinable = rc == 0;
+	if (rc) {
+		log_warnx("coord: pool %s: no worker thread (%s); in the loop", j->name,
+			  strerror(rc));
+		pool_job_main(j);
+	}
+}
+
+static void pool_job_free(struct pool_job *d)
+{
+	struct pool_job **pp;
+
+	for (pp = &pool_jobs; *pp; pp = &(*pp)->next)
+		if (*pp == d) {
+			*pp = d->next;
+			break;
+		}
+	free(d);
+}
+
+/* Answer with an error, unless coord is stopping (the admin's connection closes with it). */
+static void pool_job_fail(struct pool_job *j, int rc, const char *why, bool stopping)
+{
+	if (!stopping)
+		reply_err(j->ctl_id, rc, why);
+	pool_job_free(j);
+}
+
+static double pool_job_secs(const struct pool_job *j)
+{
+	return (double)(mono_ns() - j->started_ns) / 1e9;
+}
+
+/* The add's worker is done: the row goes in (or the mount is undone) and the admin is
+ * answered. Stopping: no row; what was mounted is unmounted here, coord is going anyway. */
+static void pool_add_end(struct pool_job *j, bool stopping)
+{
+	char err[CATALOG_ERR_MAX], uerr[POOL_DEVICE_ERR_MAX];
+	struct catalog_pool p;
+	int64_t pid = 0;
+	int rc = j->rc;
+
+	if (rc) {
+		log_warnx("coord: pool %s: %s not taken after %.1f s: %s", j->name, j->device,
+			  pool_job_secs(j), j->err);
+		pool_job_fail(j, rc, j->err, stopping);
+		return;
+	}
+	if (stopping) {
+		rc = -ECANCELED;
+		snprintf(err, sizeof(err), "coord stopped");
+	} else {
+		writer_wait();
+		rc = catalog_pool_add_block(cc.cat, j->name, j->mnt, j->device, j->uuid, j->type,
+					    j->alert, quorate(), &pid, err, sizeof(err));
+	}
+	if (rc) {
+		log_warnx("coord: pool %s: %s made and mounted but not recorded (%s); unmounting "
+			  "it",
+			  j->name, j->device, err);
+		if (stopping) {
+			if (pool_device_umount(j->mnt, uerr, sizeof(uerr)) < 0)
+				log_warnx("coord: pool %s: %s", j->name, uerr);
+			pool_job_free(j);
+			return;
+		}
+		j->ans_rc = rc;
+		snprintf(j->ans_err, sizeof(j->ans_err), "%s", err);
+		pool_job_run(j, PJ_UNDO);
+		return;
+	}
+	seen_set(pid, POOL_STATE_ONLINE, j->device, "");
+	log_info("coord: pool %s: %s made on %s%s%s%s, mounted at %s (%s, %.1f s)", j->name,
+		 j->type, j->device, j->probe.has_signature ? " (it held " : "",
+		 j->probe.has_signature ? j->probe.sig_type : "", j->probe.has_signature ? ")" : "",
+		 j->mnt, j->uuid, pool_job_secs(j));
+	if (catalog_pool_get(cc.cat, pid, &p) < 0)
+		reply_err(j->ctl_id, -EIO, "the pool was added but cannot be read back");
+	else
+		cc.env.reply(j->ctl_id, json_pack("{s:o}", "pool", pool_json(&p)));
+	pool_job_free(j);
+}
+
+/* The remove's unmount is done: the row goes (or the pool is mounted again). Stopping and the
+ * row refused: the pool stays unmounted; the next start mounts it again (pool_attach). */
+static void pool_remove_end(struct pool_job *j, bool stopping)
+{
+	char err[CATALOG_ERR_MAX];
+	int rc = j->rc;
+
+	if (rc) {
+		log_warnx("coord: pool %s: not removed: %s", j->name, j->err);
+		pool_job_fail(j, rc, j->err, stopping);
+		return;
+	}
+	writer_wait();
+	rc = catalog_pool_remove(cc.cat, j->pool_id, true, err, sizeof(err));
+	if (rc == 0) {
+		seen_forget(j->pool_id);
+		log_info("coord: pool %s: unmounted from %s and forgotten (file system kept; "
+			 "%.1f s)",
+			 j->name, j->mnt, pool_job_secs(j));
+		if (!stopping)
+			cc.env.reply(j->ctl_id, json_pack("{s:s}", "removed", j->name));
+		pool_job_free(j);
+		return;
+	}
+	if (stopping || !j->was_online) {
+		log_warnx("coord: pool %s: not removed (%s)%s", j->name, err,
+			  j->was_online ? "; the next start mounts it again" : "");
+		pool_job_fail(j, rc, err, stopping);
+		return;
+	}
+	log_warnx("coord: pool %s: unmounted but not removed (%s); mounting it again", j->name,
+		  err);
+	j->ans_rc = rc;
+	snprintf(j->ans_err, sizeof(j->ans_err), "%s", err);
+	pool_job_run(j, PJ_REMOUNT);
+}
+
+/* An undo or a remount is done: the answer is the error that called for it. */
+static void pool_redo_end(struct pool_job *j, bool stopping)
+{
+	if (j->rc && j->step == PJ_UNDO)
+		log_warnx("coord: pool %s: %s", j->name, j->err);
+	if (j->rc && j->step == PJ_REMOUNT) {
+		log_warnx("coord: pool %s: not removed, and not mounted again either: %s", j->name,
+			  j->err);
+		seen_set(j->pool_id, POOL_STATE_UNAVAILABLE, j->device, j->err);
+	}
+	pool_job_fail(j, j->ans_rc, j->ans_err, stopping);
+}
+
+static void pool_job_end(struct pool_job *j, bool stopping)
+{
+	if (j->joinable)
+		pthread_join(j->thread, NULL);
+	j->joinable = false;
+	switch (j->step) {
+	case PJ_ADD:
+		pool_add_end(j, stopping);
+		break;
+	case PJ_REMOVE:
+		pool_remove_end(j, stopping);
+		break;
+	case PJ_UNDO:
+	case PJ_REMOUNT:
+		pool_redo_end(j, stopping);
+		break;
+	}
+}
+
+static void pool_jobs_tick(void)
+{
+	struct pool_job *j, *next;
+
+	for (j = pool_jobs; j; j = next) {
+		next = j->next;
+		if (atomic_load(&j->finished))
+			pool_job_end(j, false);
+	}
+}
+
+/* At close: every worker is waited for (mkfs cannot be stopped halfway with any use), and
+ * what it leaves is settled without answers. An undo or remount it starts runs in turn. */
+static void pool_jobs_stop(void)
+{
+	struct pool_job *j;
+
+	while ((j = pool_jobs)) {
+		if (j->joinable)
+			pthread_join(j->thread, NULL);
+		j->joinable = false;
+		if (j->step == PJ_ADD)
+			pool_add_end(j, true);
+		else if (j->step == PJ_REMOVE)
+			pool_remove_end(j, true);
+		else
+			pool_redo_end(j, true);
+	}
+}
+
+/* pool_add with "device": take a block device as a pool. The loop checks what needs no device
+ * I/O (quorum, the name, the path, nothing else taking the name or the device); a worker
+ * probes the device, refuses it unless pool_device_admit() takes it, makes the file system
+ * and mounts it; the loop then records the pool and answers (pool jobs above). */
 static void pool_add_block(uint32_t id, const char *name, const char *device, const char *format,
 			   unsigned alert)
 {
-	char err[POOL_DEVICE_ERR_MAX], mnt[CATALOG_PATH_MAX], uuid[POOL_DEVICE_UUID_MAX + 1],
-		type[POOL_DEVICE_FS_MAX + 1];
-	struct pool_device_probe probe;
+	char err[POOL_DEVICE_ERR_MAX];
 	enum pool_fs fs = POOL_FS_NONE;
 	struct catalog_pool p;
-	int64_t pid;
-	int rc;
+	struct pool_job *j;
+	struct stat sb;
 
 	if (!quorate()) {
 		reply_err(id, -EPERM, "no quorum: pools change only with quorum");
@@ -1349,50 +1657,97 @@ static void pool_add_block(uint32_t id, const char *name, const char *device, co
 		reply_err(id, -EEXIST, err);
 		return;
 	}
-	if (snprintf(mnt, sizeof(mnt), "%s/pools/%s", cc.env.cfg->data_dir, name) >=
+	j = calloc(1, sizeof(*j));
+	if (!j) {
+		reply_err(id, -ENOMEM, "out of memory");
+		return;
+	}
+	/* A /dev node's inode: devtmpfs, no I/O to the device. */
+	if (stat(device, &sb) == 0 && S_ISBLK(sb.st_mode))
+		j->rdev = sb.st_rdev;
+	if (pool_job_by_name(name) || pool_job_by_device(device, j->rdev)) {
+		free(j);
+		snprintf(err, sizeof(err), "pool %s or device %s is being added already; try again",
+			 name, device);
+		reply_err(id, -EBUSY, err);
+		return;
+	}
+	if (snprintf(j->mnt, sizeof(j->mnt), "%s/pools/%s", cc.env.cfg->data_dir, name) >=
 	    CATALOG_PATH_MAX - CATALOG_ID_LEN - 8) {
-		reply_err(id, -ENAMETOOLONG, "the data folder's path is too long for a mount point");
+		free(j);
+		reply_err(id, -ENAMETOOLONG,
+			  "the data folder's path is too long for a mount point");
 		return;
 	}
-	rc = pool_device_probe(device, &probe, err, sizeof(err));
-	if (rc == 0)
-		rc = pool_device_admit(device, &probe, fs, err, sizeof(err));
-	if (rc < 0) {
-		reply_err(id, rc, err);
-		return;
-	}
-	log_info("coord: pool %s: making %s on %s%s%s", name, pool_fs_name(fs), device,
-		 probe.has_signature ? ", which held " : "",
-		 probe.has_signature ? probe.sig_type : "");
-	rc = pool_device_mkfs(device, fs, err, sizeof(err));
-	if (rc == 0)
-		rc = pool_device_fs_id(device, uuid, type, err, sizeof(err));
-	if (rc == 0)
-		rc = pool_device_mount(device, type, mnt, err, sizeof(err));
-	if (rc < 0) {
-		log_warnx("coord: pool %s: %s", name, err);
-		reply_err(id, rc, err);
-		return;
-	}
-	writer_wait();
-	rc = catalog_pool_add_block(cc.cat, name, mnt, device, uuid, type, alert, quorate(), &pid,
-				    err, sizeof(err));
-	if (rc) {
-		char uerr[POOL_DEVICE_ERR_MAX];
+	j->ctl_id = id;
+	snprintf(j->name, sizeof(j->name), "%s", name);
+	snprintf(j->device, sizeof(j->device), "%s", device);
+	j->fs = fs;
+	j->alert = alert;
+	j->started_ns = mono_ns();
+	j->next = pool_jobs;
+	pool_jobs = j;
+	log_info("coord: pool %s: taking %s%s%s (on a worker; the answer follows)", name, device,
+		 fs != POOL_FS_NONE ? " as " : "", pool_fs_name(fs));
+	pool_job_run(j, PJ_ADD);
+}
 
-		/* Not recorded: let the file system go again (its data, none yet, is kept). */
-		if (pool_device_umount(mnt, uerr, sizeof(uerr)) < 0)
-			log_warnx("coord: pool %s: %s", name, uerr);
-		reply_err(id, rc, err);
+/* A create not yet answered in pool id: queued, in the commit, or at the target. */
+static bool pool_creating(int64_t id)
+{
+	struct op *o;
+
+	for (o = cc.ops; o; o = o->next)
+		if (o->kind == OP_CREATE && o->req[0].spec.pool_id == id)
+			return true;
+	return false;
+}
+
+/* A block pool is unmounted before its row goes, and mounted again if the row cannot go; its
+ * device is never wiped. The unmount (which writes back what the file system holds) runs on a
+ * worker; meanwhile no disk can be made in the pool. */
+static void pool_remove_block(uint32_t id, const struct catalog_pool *p)
+{
+	const struct pool_seen *s = seen_find(p->id);
+	char err[POOL_DEVICE_ERR_MAX];
+	struct catalog_vdisk one;
+	struct pool_job *j;
+	int n;
+
+	if (!quorate()) {
+		reply_err(id, -EPERM, "no quorum: pools change only with quorum");
 		return;
 	}
-	seen_set(pid, POOL_STATE_ONLINE, device, "");
-	log_info("coord: pool %s: %s (%s %s) mounted at %s", name, device, type, uuid, mnt);
-	if (catalog_pool_get(cc.cat, pid, &p) < 0) {
-		reply_err(id, -EIO, "the pool was added but cannot be read back");
+	n = catalog_vdisk_list(cc.cat, p->id, &one, 1);
+	if (n != 0) {
+		snprintf(err, sizeof(err),
+			 n < 0 ? "cannot list the pool's disks"
+			       : "pool %s still holds %d virtual disk(s)",
+			 p->name, n);
+		reply_err(id, n < 0 ? -EIO : -EBUSY, err);
 		return;
 	}
-	cc.env.reply(id, json_pack("{s:o}", "pool", pool_json(&p)));
+	if (pool_creating(p->id)) {
+		snprintf(err, sizeof(err), "a virtual disk is being created in pool %s", p->name);
+		reply_err(id, -EBUSY, err);
+		return;
+	}
+	j = calloc(1, sizeof(*j));
+	if (!j) {
+		reply_err(id, -ENOMEM, "out of memory");
+		return;
+	}
+	j->ctl_id = id;
+	j->pool_id = p->id;
+	j->was_online = p->online;
+	snprintf(j->name, sizeof(j->name), "%s", p->name);
+	snprintf(j->device, sizeof(j->device), "%s", s && s->device[0] ? s->device : p->device);
+	snprintf(j->mnt, sizeof(j->mnt), "%s", p->path);
+	snprintf(j->fs_type, sizeof(j->fs_type), "%s", p->fs_type);
+	j->started_ns = mono_ns();
+	j->next = pool_jobs;
+	pool_jobs = j;
+	pool_job_run(j, PJ_REMOVE);
 }
 
 static void do_pool_add(uint32_t id, json_t *req)
@@ -1410,6 +1765,11 @@ static void do_pool_add(uint32_t id, json_t *req)
 		reply_err(id, -EINVAL,
 			  "pool_add needs \"name\", either \"path\" or \"device\", and an "
 			  "\"alert\" 0..100");
+		return;
+	}
+	if (pool_job_by_name(name)) {
+		snprintf(err, sizeof(err), "pool %s is being added or removed; try again", name);
+		reply_err(id, -EBUSY, err);
 		return;
 	}
 	if (device) {
@@ -1451,44 +1811,6 @@ static void do_pool_list(uint32_t id)
 	cc.env.reply(id, json_pack("{s:o}", "pools", a));
 }
 
-/* A block pool is unmounted before its row goes, and mounted again if the row cannot go; its
- * device is never wiped. */
-static int pool_remove_block(const struct catalog_pool *p, char *err, size_t errlen)
-{
-	struct catalog_vdisk one;
-	int n, rc;
-
-	if (!quorate()) {
-		snprintf(err, errlen, "no quorum: pools change only with quorum");
-		return -EPERM;
-	}
-	n = catalog_vdisk_list(cc.cat, p->id, &one, 1);
-	if (n != 0) {
-		snprintf(err, errlen, n < 0 ? "cannot list the pool's disks"
-					    : "pool %s still holds %d virtual disk(s)",
-			 p->name, n);
-		return n < 0 ? -EIO : -EBUSY;
-	}
-	rc = pool_device_umount(p->path, err, errlen);
-	if (rc < 0)
-		return rc;
-	writer_wait();
-	rc = catalog_pool_remove(cc.cat, p->id, true, err, errlen);
-	if (rc < 0 && p->online) {
-		const struct pool_seen *s = seen_find(p->id);
-		char merr[POOL_DEVICE_ERR_MAX];
-
-		if (!s || pool_device_mount(s->device, p->fs_type, p->path, merr, sizeof(merr)) < 0)
-			log_warnx("coord: pool %s: not removed, and not mounted again either", p->name);
-	}
-	if (rc == 0) {
-		seen_forget(p->id);
-		log_info("coord: pool %s: unmounted from %s and forgotten (file system %s kept)",
-			 p->name, p->path, p->fs_uuid);
-	}
-	return rc;
-}
-
 static void do_pool_remove(uint32_t id, json_t *req)
 {
 	const char *name = jstr(req, "name");
@@ -1500,17 +1822,22 @@ static void do_pool_remove(uint32_t id, json_t *req)
 		reply_err(id, -EINVAL, "pool_remove needs \"name\"");
 		return;
 	}
+	if (pool_job_by_name(name)) {
+		snprintf(err, sizeof(err), "pool %s is being added or removed; try again", name);
+		reply_err(id, -EBUSY, err);
+		return;
+	}
 	if (catalog_pool_by_name(cc.cat, name, &p) < 0) {
 		snprintf(err, sizeof(err), "no pool '%s'", name);
 		reply_err(id, -ENOENT, err);
 		return;
 	}
 	if (p.kind == CATALOG_POOL_BLOCK) {
-		rc = pool_remove_block(&p, err, sizeof(err));
-	} else {
-		writer_wait();
-		rc = catalog_pool_remove(cc.cat, p.id, quorate(), err, sizeof(err));
+		pool_remove_block(id, &p);
+		return;
 	}
+	writer_wait();
+	rc = catalog_pool_remove(cc.cat, p.id, quorate(), err, sizeof(err));
 	if (rc)
 		reply_err(id, rc, err);
 	else
@@ -1569,6 +1896,10 @@ static void do_vdisk_create(uint32_t id, json_t *req, uint32_t owner)
 
 		snprintf(why, sizeof(why), "no pool '%s'", pool);
 		reply_err(id, -ENOENT, why);
+		return;
+	}
+	if (pool_job_by_pool(p.id)) {
+		reply_err(id, -EBUSY, "the pool is being removed");
 		return;
 	}
 	o = op_new(id, OP_CREATE, NULL);
@@ -2677,6 +3008,8 @@ void coord_catalog_close(void)
 		j->delete_ctl = 0;
 		job_end(j, true);
 	}
+	/* A pool add or remove in progress is waited for and settled (pool jobs). */
+	pool_jobs_stop();
 	while ((o = cc.ops)) {
 		cc.ops = o->next;
 		free(o);

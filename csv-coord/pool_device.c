@@ -509,9 +509,14 @@ int pool_device_mount(const char *dev, const char *fstype, const char *mnt, char
 	if (mount(dev, mnt, fstype, MS_NOATIME | MS_NODEV | MS_NOSUID | MS_NOEXEC, NULL) < 0)
 		return errf(err, errlen, -EIO, "mount %s (%s) on %s: %s", dev, fstype, mnt,
 			    strerror(errno));
-	/* The root of a new file system is world-readable; disk images are the box's alone. */
-	if (chmod(mnt, 0700) < 0)
-		return errf(err, errlen, -errno, "chmod %s: %s", mnt, strerror(errno));
+	/* The root of a new file system is world-readable; disk images are the box's alone.
+	 * Not so: the mount is undone, so that a failure leaves nothing mounted. */
+	if (chmod(mnt, 0700) < 0) {
+		int e = errno;
+
+		umount2(mnt, UMOUNT_NOFOLLOW);
+		return errf(err, errlen, -e, "chmod %s: %s", mnt, strerror(e));
+	}
 	return 0;
 }
 

@@ -13,7 +13,16 @@
 #   - the device attached again (under whatever loop name it gets) and the box restarted:
 #     online again and the data reads back;
 #   - pool remove is refused while the disk exists, then (disk deleted) unmounts the pool and
-#     leaves the file system on the device.
+#     leaves the file system on the device;
+#   - mkfs and mount run off the coord loop: a second device lives in an image on a file
+#     system of its own (a loop device in a loop device), which is frozen (fsfreeze) while a
+#     pool add --format of it runs, so that mkfs waits on its writes. Meanwhile cluster status
+#     answers quickly, h1 stays live with no lost/fenced event, and a second add of the name
+#     or of the device and a remove of the pool are refused busy; after the thaw the add
+#     answers with the pool online. The same for pool remove (the unmount waits on the frozen
+#     file system; a new disk in the pool is refused busy meanwhile);
+#   - an mkfs that fails (XFS on a 64 MiB device) answers with mkfs's message and leaves no
+#     pool and no mount.
 # Needs root and loop devices; says SKIP and exits 0 when it cannot have them.
 #
 # usage: test_pool_block.sh BUILD_DIR
@@ -30,6 +39,10 @@ IMG=$HF_WORK/pool.img
 DATA=$HF_WORK/data
 MNT=$DATA/pools/blk
 LOOP=""
+OUTER=$HF_WORK/outer
+OLOOP=""
+SLOOP=""
+TLOOP=""
 
 skip() {
 	hf_log "SKIP ******************************************************************"
@@ -50,6 +63,16 @@ blk_cleanup() {
 		umount "$MNT" || umount -l "$MNT"
 	fi
 	[ -n "$LOOP" ] && losetup -d "$LOOP" 2>/dev/null
+	[ -n "$OLOOP" ] && fsfreeze -u "$OUTER" 2>/dev/null
+	for m in "$DATA/pools/slow" "$DATA/pools/tiny"; do
+		mountpoint -q "$m" 2>/dev/null && { umount "$m" || umount -l "$m"; }
+	done
+	[ -n "$SLOOP" ] && losetup -d "$SLOOP" 2>/dev/null
+	[ -n "$TLOOP" ] && losetup -d "$TLOOP" 2>/dev/null
+	if [ -n "$OLOOP" ]; then
+		mountpoint -q "$OUTER" && { umount "$OUTER" || umount -l "$OUTER"; }
+		losetup -d "$OLOOP" 2>/dev/null
+	fi
 	(exit "$rc")
 	hf_cleanup
 }
@@ -194,6 +217,137 @@ hf_check "the file system is still on the device (not wiped)" \
 	[ "$(blkid -o value -s UUID "$LOOP")" = "$UUID" ]
 cl_vd pool list
 hf_check "the pool is gone from the list" [ "$(cl_j "len(r['pools'])")" = 0 ]
+
+# 9. The slow part off the loop. The device's image is on a file system of its own, frozen:
+#    mkfs blocks on its first write until the thaw, as on a very slow or large device.
+command -v fsfreeze >/dev/null || skip "fsfreeze is not installed (util-linux)"
+truncate -s 1G "$HF_WORK/outer.img" && mkfs.ext4 -q -F "$HF_WORK/outer.img" ||
+	hf_die "cannot make the outer image"
+OLOOP=$(losetup -f --show "$HF_WORK/outer.img") || hf_die "no loop device for the outer image"
+mkdir -p "$OUTER" && mount "$OLOOP" "$OUTER" || hf_die "cannot mount $OLOOP"
+truncate -s 512M "$OUTER/slow.img" || hf_die "cannot make the slow image"
+SLOOP=$(losetup -f --show "$OUTER/slow.img") || hf_die "no loop device for the slow image"
+hf_log "slow device $SLOOP over $OUTER/slow.img on $OLOOP"
+
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+# status_for MS: cluster status again and again for MS ms; STATUS_N answers, STATUS_MAX the
+# slowest in ms, STATUS_BAD the ones that failed.
+status_for() {
+	local end=$(($(now_ms) + $1)) t0 t1
+	STATUS_N=0 STATUS_MAX=0 STATUS_BAD=0
+	while [ "$(now_ms)" -lt "$end" ]; do
+		t0=$(now_ms)
+		cl_status >/dev/null 2>&1 || STATUS_BAD=$((STATUS_BAD + 1))
+		t1=$(now_ms)
+		STATUS_N=$((STATUS_N + 1))
+		[ $((t1 - t0)) -gt "$STATUS_MAX" ] && STATUS_MAX=$((t1 - t0))
+	done
+	hf_log "cluster status: $STATUS_N answers in $1 ms, slowest $STATUS_MAX ms, $STATUS_BAD failed"
+}
+# Events that would say the loop stalled: a host lost or fenced, quorum lost.
+bad_events() {
+	cl_q "len([e for e in s['events'] if e['kind'] in ('lost', 'fenced', 'quorum_lost')])"
+}
+# wait_answer FILE: wait up to 30 s for a backgrounded holdfastctl's answer.
+wait_answer() {
+	local i
+	for ((i = 0; i < 300; i++)); do
+		[ -s "$1" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+STALL_MS=2500
+SLOW_MS=300 # a status answer slower than this means the loop waited (H is 200 ms)
+cl_wait_q "h['h1']['state'] == 'live'" 10 || hf_die "h1 is not live"
+BAD0=$(bad_events)
+status_for 500
+hf_log "idle: cluster status slowest $STATUS_MAX ms"
+
+fsfreeze -f "$OUTER" || hf_die "cannot freeze $OUTER"
+# Thawed in any case, in case the box itself waits on the frozen device.
+cl_bg THAW "$HF_WORK/thaw.log" bash -c "sleep $((STALL_MS / 1000 + 5)); fsfreeze -u '$OUTER'"
+cl_bg ADDPID "$HF_WORK/add.log" "$CL_CTL" -c "$CL_CONF" --json pool add slow --device "$SLOOP" \
+	--format "$FSTYPE"
+sleep 0.2
+status_for "$STALL_MS"
+cl_vd pool add slow --device "$LOOP" --format "$FSTYPE" || true
+hf_check "a second add of the same name during the add is refused busy" \
+	grep -q '"busy"' "$HF_WORK/last.json"
+cl_vd pool add slow2 --device "$SLOOP" --format "$FSTYPE" || true
+hf_check "an add of the same device under another name is refused busy" \
+	grep -q '"busy"' "$HF_WORK/last.json"
+cl_vd pool remove slow || true
+hf_check "a remove of the pool being added is refused busy" grep -q '"busy"' "$HF_WORK/last.json"
+hf_check "the add is still waiting on the frozen device (the check means something)" \
+	[ ! -s "$HF_WORK/add.log" ]
+hf_check "cluster status answered all along during the add ($STATUS_N times)" \
+	[ "$STATUS_BAD" = 0 -a "$STATUS_N" -gt 5 ]
+hf_check "every status answer during the add under $SLOW_MS ms (slowest $STATUS_MAX)" \
+	[ "$STATUS_MAX" -lt "$SLOW_MS" ]
+hf_check "h1 stayed live during the add" cl_true "h['h1']['state'] == 'live'"
+fsfreeze -u "$OUTER" 2>/dev/null || hf_log "$OUTER was thawed already (by the safety thaw)"
+hf_stop_session "$THAW" 1
+hf_check "the add answers after the thaw" wait_answer "$HF_WORK/add.log"
+hf_log "pool add slow -> $(tr -d '\n ' <"$HF_WORK/add.log" | cut -c1-300)"
+hf_check "the add made the pool, online, on the slow device" python3 -c "
+import json; p = json.load(open('$HF_WORK/add.log'))['pool']
+assert p['name'] == 'slow' and p['state'] == 'online' and p['device'] == '$SLOOP', p"
+hf_check "the slow pool is mounted" mountpoint -q "$DATA/pools/slow"
+hf_check "no host lost or fenced, quorum kept during the add" [ "$(bad_events)" = "$BAD0" ]
+hf_check "the add's log line gives its time" grep -q "pool slow: .* mounted at .* s)" "$LOG"
+
+# The remove's unmount waits on the frozen file system the same way.
+fsfreeze -f "$OUTER" || hf_die "cannot freeze $OUTER"
+cl_bg THAW "$HF_WORK/thaw.log" bash -c "sleep $((STALL_MS / 1000 + 5)); fsfreeze -u '$OUTER'"
+cl_bg RMPID "$HF_WORK/remove.log" "$CL_CTL" -c "$CL_CONF" --json pool remove slow
+sleep 0.2
+cl_vd vdisk create slow d9 16M || true
+hf_check "a new disk in the pool being removed is refused busy" \
+	grep -q '"busy"' "$HF_WORK/last.json"
+status_for 1500
+hf_check "the remove is still waiting on the frozen file system" [ ! -s "$HF_WORK/remove.log" ]
+hf_check "cluster status answered quickly during the remove (slowest $STATUS_MAX ms)" \
+	[ "$STATUS_BAD" = 0 -a "$STATUS_MAX" -lt "$SLOW_MS" ]
+fsfreeze -u "$OUTER" 2>/dev/null || hf_log "$OUTER was thawed already (by the safety thaw)"
+hf_stop_session "$THAW" 1
+hf_check "the remove answers after the thaw" wait_answer "$HF_WORK/remove.log"
+hf_check "the remove says removed" grep -q '"removed"' "$HF_WORK/remove.log"
+hf_check "the slow pool is unmounted" bash -c "! mountpoint -q '$DATA/pools/slow'"
+hf_check "no host lost or fenced during the remove" [ "$(bad_events)" = "$BAD0" ]
+
+# 10. A failing mkfs: its message, no pool, nothing mounted.
+if [ "$FSTYPE" = xfs ]; then
+	truncate -s 64M "$HF_WORK/tiny.img"
+	TLOOP=$(losetup -f --show "$HF_WORK/tiny.img") || hf_die "no loop device for tiny.img"
+	cl_vd pool add tiny --device "$TLOOP" --format xfs || true
+	hf_check "an add whose mkfs fails is refused" [ "$VD_RC" != 0 ]
+	hf_check "the refusal carries mkfs.xfs's message" grep -q 'mkfs.xfs' "$HF_WORK/last.json"
+	cl_vd pool list
+	hf_check "no pool tiny was recorded" [ "$(cl_j "len([p for p in r['pools'] if p['name'] == 'tiny'])")" = 0 ]
+	hf_check "nothing is mounted for tiny" bash -c "! mountpoint -q '$DATA/pools/tiny'"
+	cl_vd pool add tiny --device "$TLOOP" --format xfs || true
+	hf_check "the name and device are free again after the failure (not busy)" \
+		grep -q 'mkfs.xfs' "$HF_WORK/last.json"
+fi
+
+# 11. The box stopped while an add waits on the device (SIGTERM ends the coord process, whose
+#     worker goes with it; mkfs, its child, finishes on its own after the thaw): no row, nothing
+#     mounted, and the next start knows no such pool.
+fsfreeze -f "$OUTER" || hf_die "cannot freeze $OUTER"
+cl_bg ADDPID "$HF_WORK/add2.log" "$CL_CTL" -c "$CL_CONF" --json pool add late --device "$SLOOP" \
+	--format "$FSTYPE"
+cl_wait_log "$LOG" "pool late: taking" 5 || hf_die "the add of pool late did not start"
+cl_bg THAW "$HF_WORK/thaw.log" bash -c "sleep 1; fsfreeze -u '$OUTER'"
+hf_stop_session "$CL_SID" 9
+sleep 1.5
+hf_check "nothing is left mounted for the add cut short" \
+	bash -c "! mountpoint -q '$DATA/pools/late'"
+start_box
+cl_vd pool list
+hf_check "after the restart there is no pool late" \
+	[ "$(cl_j "len([p for p in r['pools'] if p['name'] == 'late'])")" = 0 ]
+losetup -d "$SLOOP" && SLOOP=""
 
 [ "$HF_FAILED" = 0 ] || hf_die "pool_block: failures above; logs in $HF_WORK"
 hf_log "pool_block: all checks passed"
