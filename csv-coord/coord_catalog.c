@@ -2968,6 +2968,41 @@ void coord_catalog_host_request(uint32_t id, uint32_t host, const char *cmd, jso
 	}
 }
 
+static void sweep_report(const char *mnt, int rc, const char *why)
+{
+	if (rc == 0)
+		log_warnx("coord: %s was mounted but is no pool's (a pool add cut short between its "
+			  "mount and its row): unmounted; the device is left as it is", mnt);
+	else
+		log_warnx("coord: %s is mounted but is no pool's, and cannot be unmounted: %s", mnt,
+			  why);
+}
+
+/* A pool add that died between its mount and its catalog row left a file system mounted
+ * under data/pools that no pool names; it would keep a new add of that device refused as
+ * "mounted". Unmount it (pool_device_sweep); the pools' own mount points are kept. */
+static void pools_sweep(void)
+{
+	static struct catalog_pool pools[CC_POOLS_MAX];
+	const char *keep[CC_POOLS_MAX];
+	char dir[CATALOG_PATH_MAX];
+	size_t nkeep = 0;
+	int np, rc;
+
+	np = catalog_pool_list(cc.cat, pools, CC_POOLS_MAX);
+	if (np < 0 || np > CC_POOLS_MAX) {
+		log_warnx("coord: pools not listed: stray mounts under the pools folder are left");
+		return;
+	}
+	for (int i = 0; i < np; i++)
+		keep[nkeep++] = pools[i].path;
+	if (snprintf(dir, sizeof(dir), "%s/pools", cc.env.cfg->data_dir) >= (int)sizeof(dir))
+		return;
+	rc = pool_device_sweep(dir, keep, nkeep, sweep_report);
+	if (rc < 0)
+		log_warnx("coord: %s: %s", dir, strerror(-rc));
+}
+
 int coord_catalog_open(const struct coord_catalog_env *env)
 {
 	struct catalog_reconcile rec;
@@ -2988,6 +3023,7 @@ int coord_catalog_open(const struct coord_catalog_env *env)
 		 catalog_schema_version(cc.cat), rec.creates_rolled_back, rec.clones_rolled_back,
 		 rec.deletes_finished, rec.sizes_fixed, rec.orphans_removed,
 		 rec.orphans_quarantined, rec.missing, rec.pools_offline);
+	pools_sweep();
 	commit_thread_start();
 	return 0;
 }

@@ -538,3 +538,37 @@ int pool_device_umount(const char *mnt, char *err, size_t errlen)
 		return errf(err, errlen, -errno, "rmdir %s: %s", mnt, strerror(errno));
 	return 0;
 }
+
+int pool_device_sweep(const char *pools_dir, const char *const *keep, size_t nkeep,
+		      void (*report)(const char *mnt, int rc, const char *why))
+{
+	char path[PATH_MAX], why[POOL_DEVICE_ERR_MAX];
+	enum pool_mount_state ms;
+	struct dirent *e;
+	int n = 0;
+	DIR *d = opendir(pools_dir);
+
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while ((e = readdir(d))) {
+		bool kept = false;
+		int rc;
+
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (snprintf(path, sizeof(path), "%s/%s", pools_dir, e->d_name) >= (int)sizeof(path))
+			continue;
+		for (size_t i = 0; i < nkeep && !kept; i++)
+			kept = !strcmp(keep[i], path);
+		if (kept || mount_state(path, 0, &ms) < 0 || ms == POOL_MOUNT_NONE)
+			continue;
+		why[0] = '\0';
+		rc = pool_device_umount(path, why, sizeof(why));
+		if (report)
+			report(path, rc, why);
+		if (rc == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}

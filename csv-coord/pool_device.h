@@ -102,4 +102,12 @@ int pool_device_mount(const char *dev, const char *fstype, const char *mnt, char
 /* Unmount mnt if it is a mount point (not mounted: 0), then remove the empty folder. */
 int pool_device_umount(const char *mnt, char *err, size_t errlen);
 
+/* At start, after the block pools were mounted: a file system mounted at a folder of
+ * pools_dir that is no pool's mount point (keep: the block pools' mount points) was left by a
+ * pool add cut short between its mount and its catalog row; it is unmounted (the device is not
+ * touched). report, if given, hears of each one (rc 0 or -errno, why). Returns how many were
+ * unmounted, or -errno when pools_dir cannot be read. */
+int pool_device_sweep(const char *pools_dir, const char *const *keep, size_t nkeep,
+		      void (*report)(const char *mnt, int rc, const char *why));
+
 #endif

@@ -5,7 +5,9 @@
 #   - with --format xfs (ext4 when mkfs.xfs is missing): taken, mounted at
 #     data/pools/NAME, listed as a block pool, online, with its UUID and capacity;
 #   - a disk in it, written by h1 through libiscsi, reads back after a restart of the box and
-#     after a kill -9 and restart (the pool is mounted again at start, found by UUID);
+#     after a kill -9 and restart (the pool is mounted again at start, found by UUID); a file
+#     system mounted under data/pools that no pool names (an add cut short) is unmounted at
+#     start;
 #   - the box stopped and the loop device detached: at start the pool is "missing", a
 #     pool_offline event is logged, the disk is neither marked missing nor deleted nor
 #     exported, a new disk or an extend is refused as unavailable, and nothing is written
@@ -43,6 +45,7 @@ OUTER=$HF_WORK/outer
 OLOOP=""
 SLOOP=""
 TLOOP=""
+GLOOP=""
 
 skip() {
 	hf_log "SKIP ******************************************************************"
@@ -69,6 +72,8 @@ blk_cleanup() {
 	done
 	[ -n "$SLOOP" ] && losetup -d "$SLOOP" 2>/dev/null
 	[ -n "$TLOOP" ] && losetup -d "$TLOOP" 2>/dev/null
+	mountpoint -q "$DATA/pools/ghost" 2>/dev/null && { umount "$DATA/pools/ghost" || umount -l "$DATA/pools/ghost"; }
+	[ -n "$GLOOP" ] && losetup -d "$GLOOP" 2>/dev/null
 	if [ -n "$OLOOP" ]; then
 		mountpoint -q "$OUTER" && { umount "$OUTER" || umount -l "$OUTER"; }
 		losetup -d "$OLOOP" 2>/dev/null
@@ -157,8 +162,19 @@ hf_stop_session "$CL_SID" 10
 hf_check "a clean stop leaves the pool mounted (the box unmounts only on pool remove)" \
 	mountpoint -q "$MNT"
 umount "$MNT" || hf_die "cannot unmount $MNT for the restart"
+# A pool add cut short between its mount and its row leaves a mount no pool names: the next
+# start unmounts it (and leaves the device alone).
+truncate -s 32M "$HF_WORK/ghost.img" && mkfs.ext4 -q -F "$HF_WORK/ghost.img" ||
+	hf_die "cannot make ghost.img"
+GLOOP=$(losetup -f --show "$HF_WORK/ghost.img") || hf_die "cannot attach ghost.img"
+mkdir -p "$DATA/pools/ghost" && mount "$GLOOP" "$DATA/pools/ghost" || hf_die "cannot mount the ghost"
 start_box
 hf_check "after a restart the pool is mounted again" mountpoint -q "$MNT"
+hf_check "a mount under pools/ that no pool names is unmounted at start" \
+	bash -c "! mountpoint -q '$DATA/pools/ghost'"
+hf_check "and the log says so" grep -q "pools/ghost was mounted but is no pool's" "$LOG"
+hf_check "the device keeps its file system" bash -c "blkid -p '$GLOOP' | grep -q ext4"
+losetup -d "$GLOOP" && GLOOP=""
 cl_wait_q "h['h1']['state'] == 'live'" 10 || hf_die "h1 did not come back"
 hf_check "after a restart the data reads back" writer verify --from 0 --count 8
 hf_check "pool online after the restart" [ "$(pool_field state)" = online ]
