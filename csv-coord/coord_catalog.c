@@ -1,18 +1,11 @@
 /* The catalog inside the coord plane. A control request is checked here (names, numbers), its
- * catalog requests are queued, and coord_catalog_flush() hands every request queued since the
- * last batch to the commit thread as one catalog_commit() (one fsync for all of them). What the target must
- * know follows the commit and comes before the answer: a new disk is exported (lun_add) and
- * given its access policy, an extend is followed by lun_resize, an ownership change by
- * lun_access. A delete goes the other way round: the LUN is removed first (so no host writes
- * to a file that is about to go) and the row after. Only one operation per disk is in flight
- * at a time; a second one is refused as busy rather than interleaved with the first.
- *
- * A clone copies data, which may take minutes: its intent (the new disk's row, state cloning)
- * is committed here, the answer goes out at once, and a worker thread copies the bytes (clone
- * jobs below). The thread never touches the catalog: it reports progress through atomics and
- * its end through a flag that coord_catalog_tick() looks at, and the loop commits the result.
- * So a clone never holds up leases, quorum or fencing, which run in the same loop. A block
- * pool's probe, mkfs, mount and unmount run on a worker thread the same way (pool jobs below).
+ * catalog requests are queued, and coord_catalog_flush() hands every request queued since the last
+ * batch to the commit thread as one catalog_commit() (one fsync for all of them). What the target
+ * must know follows the commit and comes before the answer: a new disk is exported (lun_add) and
+ * given its access policy, an extend is followed by lun_resize, an ownership change by lun_access.
+ * A delete goes the other way round: the LUN is removed first (so no host writes to a file that is
+ * about to go) and the row after. Only one operation per disk is in flight at a time; a second one
+ * is refused as busy rather than interleaved with the first.
  *
  * The group commit runs in a commit thread, not in the loop (commit thread below): the loop hands
  * it a batch and goes on parsing requests and relaying the target's answers; the thread wakes
@@ -20,7 +13,13 @@
  * over the next batch, which gathered meanwhile. At most one batch is in flight. While it is,
  * the loop reads the catalog through its read-only connection (the last committed state) and
  * writes nothing: a write of the loop's own (a clone's steps, a pool, a host's path or portals,
- * taking back a disk the target did not export) first waits for the batch in flight. */
+ * taking back a disk the target did not export) first waits for the batch in flight.
+ *
+ * This file holds that core: the state, the operations, the syncs, the commit thread, request
+ * parsing and dispatch, open, close and the tick. The rest is beside it, sharing
+ * coord_catalog_int.h: block pools and their jobs (coord_pool.c), clone jobs (coord_clone.c),
+ * access states and host paths (coord_access.c), and a host's requests through the agent
+ * protocol (coord_catalog_host.c). */
 #include "csv-coord/coord_catalog.h"
 
 #include <errno.h>
@@ -31,48 +30,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "csv-coord/catalog.h"
-#include "csv-coord/catalog_portal.h"
-#include "csv-coord/pool_device.h"
+#include "csv-coord/coord_catalog_int.h"
 #include "lib/log.h"
 
 #define CC_RETRY_NS	 1000000000LL
 #define CC_BLOCK_SIZE	 512
-#define CC_LIST_MAX	 4096
-#define CC_POOLS_MAX	 256
-#define CC_ATTACHED_MAX	 64
 #define CC_SIG_MAX	 (COORD_HOSTS_MAX * AGENT_MAX_IQNS * (AGENT_IQN_MAX + 2) + 1)
 #define CC_POOL_CHECK_NS 1000000000LL /* how often the pools' free space is looked at */
-#define CC_FAILED_MAX	 16	      /* clone failures remembered for vdisk_show */
-#define CC_RATE_SLICE_NS 50000000LL   /* a rate-limited worker checks for cancel this often */
-
-enum op_kind {
-	OP_CREATE,
-	OP_EXTEND,
-	OP_DELETE,
-	OP_ATTACH,
-	OP_DETACH,
-	OP_TRANSFER,
-	OP_MAINTENANCE,
-};
-
-/* One control request on a disk, from its arrival to its answer. */
-struct op {
-	struct op *next;
-	bool queued; /* its catalog requests wait for the next flush */
-	uint32_t ctl_id;
-	enum op_kind kind;
-	char vid[CATALOG_ID_LEN + 1]; /* "" for a create until it is committed */
-	struct catalog_req req[3]; /* a host's delete: release, detach, delete */
-	unsigned nreq;
-	uint64_t old_size;
-	char err[CATALOG_ERR_MAX + 64]; /* the answer's error, when there is one */
-	int rc;
-};
 
 /* A disk whose export or access policy the target has not confirmed yet. */
 struct sync {
@@ -86,62 +54,7 @@ struct sync {
 	unsigned failures;
 };
 
-/* A clone whose bytes a worker thread copies. The loop owns everything but the atomics and,
- * until `finished` is set, rc, reflinked and err, which the worker writes last. */
-struct clone_job {
-	struct clone_job *next;
-	char vid[CATALOG_ID_LEN + 1];
-	char src_vid[CATALOG_ID_LEN + 1];
-	char src_path[CATALOG_PATH_MAX];
-	char dst_path[CATALOG_PATH_MAX];
-	uint64_t size;
-	uint64_t rate; /* bytes per second at most; 0: as fast as the disks go */
-	int64_t started_ns;
-	pthread_t thread;
-	_Atomic uint64_t done;
-	atomic_bool cancel;
-	atomic_bool finished;
-	int rc;
-	bool reflinked;
-	char err[CATALOG_ERR_MAX];
-	uint32_t delete_ctl; /* a vdisk_delete waiting for the cancelled copy to stop; 0: none */
-};
-
-/* A clone that failed or was cancelled, for vdisk_show of its (now gone) id. */
-struct clone_failure {
-	char vid[CATALOG_ID_LEN + 1];
-	char why[CATALOG_ERR_MAX + 64];
-};
-
-static struct {
-	struct coord_catalog_env env;
-	struct catalog *cat;
-	char open_err[CATALOG_ERR_MAX];
-	struct op *ops;
-	struct sync *syncs;
-	struct clone_job *jobs;
-	struct clone_failure failed[CC_FAILED_MAX];
-	unsigned nfailed;
-	char *sig; /* the member initiators the last policies were made with */
-	struct catalog_req batch[CATALOG_BATCH_MAX];
-	/* The free-space alert of each pool as last seen, so that an event is logged only when
-	 * it turns on or off, not at every look. */
-	struct {
-		int64_t id;
-		bool alert;
-	} alerts[CC_POOLS_MAX];
-	unsigned nalerts;
-	int64_t pool_check_ns; /* the next periodic look */
-	/* Each block pool as the box found it at start or add: its state, the device that
-	 * holds it now, and why it is not online. */
-	struct pool_seen {
-		int64_t id;
-		enum pool_state state;
-		char device[POOL_DEVICE_PATH_MAX + 1];
-		char why[POOL_DEVICE_ERR_MAX];
-	} seen[CC_POOLS_MAX];
-	unsigned nseen;
-} cc;
+struct coord_catalog_state cc;
 
 /* The commit thread. The loop owns everything here but what mu guards; while a batch is in
  * flight (busy), the thread alone uses the catalog's writer connection and batch[]. */
@@ -160,9 +73,7 @@ static struct {
 	bool stop;    /* under mu */
 } ct = {.fd = -1, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
-static void writer_wait(void);
-
-static int64_t mono_ns(void)
+int64_t mono_ns(void)
 {
 	struct timespec ts;
 
@@ -170,7 +81,7 @@ static int64_t mono_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static bool quorate(void)
+bool quorate(void)
 {
 	return quorum_is_quorate(cc.env.q);
 }
@@ -211,14 +122,14 @@ static const char *code_of(int rc)
 	}
 }
 
-static void reply_err(uint32_t id, int rc, const char *why)
+void reply_err(uint32_t id, int rc, const char *why)
 {
 	cc.env.reply(id, json_pack("{s:s, s:s}", "error", why, "code", code_of(rc)));
 }
 
 /* ---- what the target is told ---- */
 
-static const char *host_name(uint32_t id)
+const char *host_name(uint32_t id)
 {
 	struct coord_host *h = id ? coord_hosts_by_id(cc.env.hosts, id) : NULL;
 
@@ -282,7 +193,7 @@ static json_t *add_req(const struct catalog_vdisk *v)
 
 /* Relay req; when nothing could be sent, the callback gets an error answer at once. Call it
  * last: the callback may free ctx. */
-static void send_target(json_t *req, coord_catalog_reply_fn cb, void *ctx)
+void send_target(json_t *req, coord_catalog_reply_fn cb, void *ctx)
 {
 	json_t *e;
 
@@ -293,7 +204,7 @@ static void send_target(json_t *req, coord_catalog_reply_fn cb, void *ctx)
 	json_decref(e);
 }
 
-static const char *reply_error(json_t *r)
+const char *reply_error(json_t *r)
 {
 	json_t *e = json_object_get(r, "error");
 
@@ -312,33 +223,9 @@ static bool add_ok(json_t *r)
 
 /* ---- JSON of the catalog's objects ---- */
 
-static json_t *access_map_json(const struct catalog_vdisk *v);
 static struct sync *sync_find(const char *vid);
 
-static struct clone_job *job_find(const char *vid)
-{
-	struct clone_job *j;
-
-	for (j = cc.jobs; j; j = j->next)
-		if (!strcmp(j->vid, vid))
-			return j;
-	return NULL;
-}
-
-/* How far a clone is: the copy's position in the file (holes count as done). */
-static json_t *progress_json(struct clone_job *j)
-{
-	uint64_t done = atomic_load(&j->done);
-
-	return json_pack("{s:s, s:I, s:I, s:f, s:I, s:I, s:b}", "source", j->src_vid, "done",
-			 (json_int_t)done, "total", (json_int_t)j->size, "percent",
-			 j->size ? (double)done * 100.0 / (double)j->size : 100.0, "rate",
-			 (json_int_t)j->rate, "elapsed_ms",
-			 (json_int_t)((mono_ns() - j->started_ns) / 1000000), "cancelling",
-			 atomic_load(&j->cancel));
-}
-
-static json_t *vdisk_json(const struct catalog_vdisk *v)
+json_t *vdisk_json(const struct catalog_vdisk *v)
 {
 	struct catalog_pool p;
 	uint32_t hosts[CC_ATTACHED_MAX];
@@ -377,115 +264,6 @@ static json_t *vdisk_json(const struct catalog_vdisk *v)
 	return o;
 }
 
-/* ---- block pools (csv-coord/pool_device.h) ---- */
-
-static struct pool_seen *seen_find(int64_t id)
-{
-	for (unsigned i = 0; i < cc.nseen; i++)
-		if (cc.seen[i].id == id)
-			return &cc.seen[i];
-	return NULL;
-}
-
-static void seen_set(int64_t id, enum pool_state state, const char *device, const char *why)
-{
-	struct pool_seen *s = seen_find(id);
-
-	if (!s && cc.nseen < CC_POOLS_MAX)
-		s = &cc.seen[cc.nseen++];
-	if (!s)
-		return;
-	s->id = id;
-	s->state = state;
-	snprintf(s->device, sizeof(s->device), "%s", device ? device : "");
-	snprintf(s->why, sizeof(s->why), "%s", why ? why : "");
-}
-
-static void seen_forget(int64_t id)
-{
-	struct pool_seen *s = seen_find(id);
-
-	if (s)
-		*s = cc.seen[--cc.nseen];
-}
-
-static void pool_block_json(json_t *o, const struct catalog_pool *p)
-{
-	const struct pool_seen *s = seen_find(p->id);
-	enum pool_state st = p->online ? POOL_STATE_ONLINE
-				       : (s ? s->state : POOL_STATE_UNAVAILABLE);
-
-	json_object_set_new(o, "device", json_string(s && s->device[0] ? s->device : p->device));
-	json_object_set_new(o, "fs_type", json_string(p->fs_type));
-	json_object_set_new(o, "fs_uuid", json_string(p->fs_uuid));
-	json_object_set_new(o, "mountpoint", json_string(p->path));
-	json_object_set_new(o, "state", json_string(pool_state_name(st)));
-	if (!p->online && s && s->why[0])
-		json_object_set_new(o, "state_reason", json_string(s->why));
-}
-
-/* catalog_pool_attach_fn: at start, before reconciliation, find a block pool's device by its
- * file system's UUID and mount it again. A pool that stays offline is reported; its disks are
- * neither served nor touched until a later start finds the device. */
-static bool pool_attach(void *arg, const struct catalog_pool *p)
-{
-	char dev[POOL_DEVICE_PATH_MAX + 1] = "", uuid[POOL_DEVICE_UUID_MAX + 1],
-					     type[POOL_DEVICE_FS_MAX + 1];
-	char why[POOL_DEVICE_ERR_MAX] = "", text[COORD_EVENT_TEXT];
-	int frc, mrc = 0;
-
-	(void)arg;
-	frc = pool_device_find(p->fs_uuid, dev, why, sizeof(why));
-	if (frc == 0 && (pool_device_fs_id(dev, uuid, type, why, sizeof(why)) < 0 ||
-			 strcmp(type, p->fs_type) != 0)) {
-		if (!why[0] || strcmp(type, p->fs_type) != 0)
-			snprintf(why, sizeof(why), "%s holds file system %s as %s, not %s", dev,
-				 p->fs_uuid, type, p->fs_type);
-		frc = -EIO;
-	}
-	if (frc == 0)
-		mrc = pool_device_mount(dev, p->fs_type, p->path, why, sizeof(why));
-	seen_set(p->id, pool_state_decide(frc, mrc), dev, why);
-	if (frc == 0 && mrc == 0) {
-		log_info("coord: pool %s: %s (%s %s) mounted at %s", p->name, dev, p->fs_type,
-			 p->fs_uuid, p->path);
-		return true;
-	}
-	snprintf(text, sizeof(text), "pool %s is %s: %s; its disks are not served", p->name,
-		 pool_state_name(pool_state_decide(frc, mrc)), why);
-	log_warnx("coord: %s", text);
-	if (cc.env.event)
-		cc.env.event(COORD_EV_POOL_OFFLINE, NULL, text);
-	return false;
-}
-
-static json_t *pool_json(const struct catalog_pool *p)
-{
-	struct catalog_pool_usage u;
-	char err[CATALOG_ERR_MAX];
-	json_t *o;
-
-	o = json_pack("{s:I, s:s, s:s, s:s, s:I}", "id", (json_int_t)p->id, "name", p->name, "path",
-		      p->path, "kind", p->kind == CATALOG_POOL_BLOCK ? "block" : "folder",
-		      "alert_pct", (json_int_t)p->alert_pct);
-	if (p->kind == CATALOG_POOL_BLOCK)
-		pool_block_json(o, p);
-	else
-		json_object_set_new(o, "state", json_string(pool_state_name(POOL_STATE_ONLINE)));
-	if (catalog_pool_usage(cc.cat, p->id, &u, err, sizeof(err)) == 0) {
-		json_object_set_new(o, "capacity", json_integer((json_int_t)u.capacity));
-		json_object_set_new(o, "used", json_integer((json_int_t)u.used));
-		json_object_set_new(o, "free", json_integer((json_int_t)u.free));
-		json_object_set_new(o, "allocated", json_integer((json_int_t)u.allocated));
-		json_object_set_new(o, "provisioned", json_integer((json_int_t)u.provisioned));
-		json_object_set_new(o, "vdisks", json_integer(u.n_vdisks));
-		json_object_set_new(o, "alert", json_boolean(u.alert));
-	} else {
-		json_object_set_new(o, "usage_error", json_string(err));
-	}
-	return o;
-}
-
 /* ---- syncs: exports and policies the target still has to take ---- */
 
 static struct sync *sync_find(const char *vid)
@@ -498,7 +276,7 @@ static struct sync *sync_find(const char *vid)
 	return NULL;
 }
 
-static void sync_add(const char *vid, bool add, bool resize)
+void sync_add(const char *vid, bool add, bool resize)
 {
 	struct sync *s = sync_find(vid);
 
@@ -546,7 +324,6 @@ static void sync_failed(struct sync *s, const char *what, const char *why)
 }
 
 static void sync_run(struct sync *s);
-static void jobs_tick(void);
 
 static void sync_on_access(void *ctx, json_t *r)
 {
@@ -655,62 +432,6 @@ static void sync_all(bool add)
 	}
 }
 
-/* ---- the free-space alert ---- */
-
-static void pool_alert_event(const struct catalog_pool *p, const struct catalog_pool_usage *u)
-{
-	enum coord_event_kind kind = u->alert ? COORD_EV_POOL_ALERT : COORD_EV_POOL_ALERT_CLEARED;
-	double pct = u->capacity ? (double)u->free * 100.0 / (double)u->capacity : 0.0;
-	char text[COORD_EVENT_TEXT];
-
-	snprintf(text, sizeof(text),
-		 "pool %s: %llu bytes free of %llu (%.1f%%), %s the alert "
-		 "threshold of %u%%",
-		 p->name, (unsigned long long)u->free, (unsigned long long)u->capacity, pct,
-		 u->alert ? "at or below" : "back above", p->alert_pct);
-	if (cc.env.event)
-		cc.env.event(kind, NULL, text);
-	else if (u->alert)
-		log_warnx("coord: %s: %s", coord_event_kind_name(kind), text);
-	else
-		log_info("coord: %s: %s", coord_event_kind_name(kind), text);
-}
-
-/* Look at every pool's free space and report each alert that turned on or off since the last
- * look. A pool seen for the first time counts as not alerting before, so a pool that is
- * already short of space reports it once. Pools that are gone are forgotten. */
-static void pools_check(void)
-{
-	static struct catalog_pool pools[CC_POOLS_MAX];
-	struct catalog_pool_usage u;
-	char err[CATALOG_ERR_MAX];
-	unsigned nalerts = 0, i, k;
-	bool was;
-	int n;
-
-	n = catalog_pool_list(cc.cat, pools, CC_POOLS_MAX);
-	if (n < 0)
-		return;
-	for (i = 0; i < (unsigned)n && i < CC_POOLS_MAX; i++) {
-		was = false;
-		for (k = 0; k < cc.nalerts; k++)
-			if (cc.alerts[k].id == pools[i].id)
-				was = cc.alerts[k].alert;
-		/* A pool whose usage cannot be read keeps its last state. */
-		if (catalog_pool_space(cc.cat, pools[i].id, &u, err, sizeof(err)) < 0)
-			u.alert = was;
-		else if (u.alert != was)
-			pool_alert_event(&pools[i], &u);
-		/* In list order, which is by id, so the table is rebuilt in place. */
-		cc.alerts[nalerts].id = pools[i].id;
-		cc.alerts[nalerts++].alert = u.alert;
-	}
-	cc.nalerts = nalerts;
-}
-
-static void paths_tick(int64_t now_ns);
-static void pool_jobs_tick(void);
-
 void coord_catalog_tick(int64_t now_ns)
 {
 	struct sync *s, *next;
@@ -774,7 +495,7 @@ bool coord_catalog_exports_settled(void)
 
 /* ---- operations ---- */
 
-static struct op *op_new(uint32_t ctl_id, enum op_kind kind, const char *vid)
+struct op *op_new(uint32_t ctl_id, enum op_kind kind, const char *vid)
 {
 	struct op *o = calloc(1, sizeof(*o));
 
@@ -847,7 +568,7 @@ static void op_fail(struct op *o, int rc, const char *fmt, ...)
 	op_done(o, NULL);
 }
 
-static void op_queue(struct op *o)
+void op_queue(struct op *o)
 {
 	unsigned i;
 
@@ -961,7 +682,7 @@ static void op_on_add(void *ctx, json_t *r)
 	op_done(o, NULL);
 }
 
-static bool lun_configured(const char *iqn, uint32_t lun)
+bool lun_configured(const char *iqn, uint32_t lun)
 {
 	const struct hf_config *cfg = cc.env.cfg;
 	size_t i, k;
@@ -1138,7 +859,7 @@ static void commit_thread_start(void)
 /* Wait until the batch in flight (if any) is committed, so that the loop may use the writer
  * connection. Its answers are left to coord_catalog_committed(), which the eventfd still
  * calls. */
-static void writer_wait(void)
+void writer_wait(void)
 {
 	if (!ct.busy)
 		return;
@@ -1249,13 +970,13 @@ void coord_catalog_committed(void)
 
 /* ---- request parsing ---- */
 
-static const char *jstr(json_t *req, const char *key)
+const char *jstr(json_t *req, const char *key)
 {
 	return json_string_value(json_object_get(req, key));
 }
 
 /* A non-negative integer field; false when it is missing or bad. */
-static bool juint(json_t *req, const char *key, uint64_t *out)
+bool juint(json_t *req, const char *key, uint64_t *out)
 {
 	json_t *v = json_object_get(req, key);
 
@@ -1284,7 +1005,7 @@ static int host_arg(json_t *req, const char *key, uint32_t *id, char *why, size_
 }
 
 /* The disk of an "id" field, not busy, with "epoch". */
-static int vdisk_arg(uint32_t id, json_t *req, struct catalog_vdisk *v, uint64_t *epoch)
+int vdisk_arg(uint32_t id, json_t *req, struct catalog_vdisk *v, uint64_t *epoch)
 {
 	const char *vid = jstr(req, "id");
 
@@ -1310,7 +1031,7 @@ static int vdisk_arg(uint32_t id, json_t *req, struct catalog_vdisk *v, uint64_t
 	return 0;
 }
 
-static void req_init(struct catalog_req *r, enum catalog_op op, const char *vid, uint64_t epoch)
+void req_init(struct catalog_req *r, enum catalog_op op, const char *vid, uint64_t epoch)
 {
 	memset(r, 0, sizeof(*r));
 	r->op = op;
@@ -1318,531 +1039,7 @@ static void req_init(struct catalog_req *r, enum catalog_op op, const char *vid,
 	r->expected_epoch = epoch;
 }
 
-/* ---- pool jobs: a block pool's slow steps on a worker thread ---- */
-
-/* pool_add --device and pool_remove of a block pool probe, mkfs, mount and unmount a device,
- * which takes seconds on a large or slow one (and longer when its I/O stalls). The loop runs
- * leases, quorum and fencing, so like a clone these run on a worker thread: the loop checks
- * what it can without touching the device, notes the job (a second add of the name or the
- * device, a remove of the pool, a new disk in it are refused as busy meanwhile), and when the
- * worker is done it writes or removes the pool's row through the single writer and answers.
- * The worker never touches the catalog or the log; the loop owns the job but, until
- * `finished` is set, the worker's results (rc, err, mounted, probe, uuid, type). */
-enum pool_step {
-	PJ_ADD,	    /* probe, admit, mkfs, mount; then the loop inserts the row */
-	PJ_UNDO,    /* the row could not be inserted: unmount what the add mounted */
-	PJ_REMOVE,  /* unmount; then the loop removes the row */
-	PJ_REMOUNT, /* the row could not be removed: mount the pool again */
-};
-
-struct pool_job {
-	struct pool_job *next;
-	enum pool_step step;
-	uint32_t ctl_id; /* the admin's request, answered at the end */
-	char name[CATALOG_NAME_MAX + 1];
-	char device[POOL_DEVICE_PATH_MAX + 1];
-	dev_t rdev; /* the device's number when the loop could stat it; 0: unknown */
-	char mnt[CATALOG_PATH_MAX];
-	enum pool_fs fs;
-	unsigned alert;
-	int64_t pool_id; /* a remove's pool */
-	bool was_online; /* a remove's pool was mounted: mounted again if its row stays */
-	char fs_type[POOL_DEVICE_FS_MAX + 1];
-	int64_t started_ns;
-	pthread_t thread;
-	bool joinable;
-	atomic_bool finished;
-	/* The worker's. */
-	int rc;
-	bool mounted;
-	struct pool_device_probe probe;
-	char uuid[POOL_DEVICE_UUID_MAX + 1], type[POOL_DEVICE_FS_MAX + 1];
-	char err[POOL_DEVICE_ERR_MAX];
-	/* The answer an undo or a remount goes on to give once it is done. */
-	int ans_rc;
-	char ans_err[POOL_DEVICE_ERR_MAX];
-};
-
-static struct pool_job *pool_jobs;
-
-static struct pool_job *pool_job_by_name(const char *name)
-{
-	struct pool_job *j;
-
-	for (j = pool_jobs; j; j = j->next)
-		if (!strcmp(j->name, name))
-			return j;
-	return NULL;
-}
-
-/* The add that is taking this device (by its path, or by its number under another name). */
-static struct pool_job *pool_job_by_device(const char *device, dev_t rdev)
-{
-	struct pool_job *j;
-
-	for (j = pool_jobs; j; j = j->next)
-		if ((j->step == PJ_ADD || j->step == PJ_UNDO) &&
-		    (!strcmp(j->device, device) || (rdev && j->rdev == rdev)))
-			return j;
-	return NULL;
-}
-
-static struct pool_job *pool_job_by_pool(int64_t id)
-{
-	struct pool_job *j;
-
-	for (j = pool_jobs; j; j = j->next)
-		if (j->pool_id && j->pool_id == id)
-			return j;
-	return NULL;
-}
-
-static void *pool_job_main(void *arg)
-{
-	struct pool_job *j = arg;
-
-	j->err[0] = '\0';
-	switch (j->step) {
-	case PJ_ADD:
-		j->mounted = false;
-		j->rc = pool_device_probe(j->device, &j->probe, j->err, sizeof(j->err));
-		if (j->rc == 0)
-			j->rc = pool_device_admit(j->device, &j->probe, j->fs, j->err,
-						  sizeof(j->err));
-		if (j->rc == 0)
-			j->rc = pool_device_mkfs(j->device, j->fs, j->err, sizeof(j->err));
-		if (j->rc == 0)
-			j->rc = pool_device_fs_id(j->device, j->uuid, j->type, j->err,
-						  sizeof(j->err));
-		if (j->rc == 0) {
-			j->rc = pool_device_mount(j->device, j->type, j->mnt, j->err,
-						  sizeof(j->err));
-			j->mounted = j->rc == 0;
-		}
-		break;
-	case PJ_UNDO:
-	case PJ_REMOVE:
-		j->rc = pool_device_umount(j->mnt, j->err, sizeof(j->err));
-		break;
-	case PJ_REMOUNT:
-		j->rc = pool_device_mount(j->device, j->fs_type, j->mnt, j->err, sizeof(j->err));
-		break;
-	}
-	atomic_store(&j->finished, true);
-	return NULL;
-}
-
-/* Run the job's step on a worker; without a thread, in the loop (as the box did before), so
- * that the step and its end still happen. pool_jobs_tick() sees the end either way. */
-static void pool_job_run(struct pool_job *j, enum pool_step step)
-{
-	int rc;
-
-	j->step = step;
-	atomic_store(&j->finished, false);
-	rc = pthread_create(&j->thread, NULL, pool_job_main, j);
-	j->joinable = rc == 0;
-	if (rc) {
-		log_warnx("coord: pool %s: no worker thread (%s); in the loop", j->name,
-			  strerror(rc));
-		pool_job_main(j);
-	}
-}
-
-static void pool_job_free(struct pool_job *d)
-{
-	struct pool_job **pp;
-
-	for (pp = &pool_jobs; *pp; pp = &(*pp)->next)
-		if (*pp == d) {
-			*pp = d->next;
-			break;
-		}
-	free(d);
-}
-
-/* Answer with an error, unless coord is stopping (the admin's connection closes with it). */
-static void pool_job_fail(struct pool_job *j, int rc, const char *why, bool stopping)
-{
-	if (!stopping)
-		reply_err(j->ctl_id, rc, why);
-	pool_job_free(j);
-}
-
-static double pool_job_secs(const struct pool_job *j)
-{
-	return (double)(mono_ns() - j->started_ns) / 1e9;
-}
-
-/* The add's worker is done: the row goes in (or the mount is undone) and the admin is
- * answered. Stopping: no row; what was mounted is unmounted here, coord is going anyway. */
-static void pool_add_end(struct pool_job *j, bool stopping)
-{
-	char err[CATALOG_ERR_MAX], uerr[POOL_DEVICE_ERR_MAX];
-	struct catalog_pool p;
-	int64_t pid = 0;
-	int rc = j->rc;
-
-	if (rc) {
-		log_warnx("coord: pool %s: %s not taken after %.1f s: %s", j->name, j->device,
-			  pool_job_secs(j), j->err);
-		pool_job_fail(j, rc, j->err, stopping);
-		return;
-	}
-	if (stopping) {
-		rc = -ECANCELED;
-		snprintf(err, sizeof(err), "coord stopped");
-	} else {
-		writer_wait();
-		rc = catalog_pool_add_block(cc.cat, j->name, j->mnt, j->device, j->uuid, j->type,
-					    j->alert, quorate(), &pid, err, sizeof(err));
-	}
-	if (rc) {
-		log_warnx("coord: pool %s: %s made and mounted but not recorded (%s); unmounting "
-			  "it",
-			  j->name, j->device, err);
-		if (stopping) {
-			if (pool_device_umount(j->mnt, uerr, sizeof(uerr)) < 0)
-				log_warnx("coord: pool %s: %s", j->name, uerr);
-			pool_job_free(j);
-			return;
-		}
-		j->ans_rc = rc;
-		snprintf(j->ans_err, sizeof(j->ans_err), "%s", err);
-		pool_job_run(j, PJ_UNDO);
-		return;
-	}
-	seen_set(pid, POOL_STATE_ONLINE, j->device, "");
-	log_info("coord: pool %s: %s made on %s%s%s%s, mounted at %s (%s, %.1f s)", j->name,
-		 j->type, j->device, j->probe.has_signature ? " (it held " : "",
-		 j->probe.has_signature ? j->probe.sig_type : "", j->probe.has_signature ? ")" : "",
-		 j->mnt, j->uuid, pool_job_secs(j));
-	if (catalog_pool_get(cc.cat, pid, &p) < 0)
-		reply_err(j->ctl_id, -EIO, "the pool was added but cannot be read back");
-	else
-		cc.env.reply(j->ctl_id, json_pack("{s:o}", "pool", pool_json(&p)));
-	pool_job_free(j);
-}
-
-/* The remove's unmount is done: the row goes (or the pool is mounted again). Stopping and the
- * row refused: the pool stays unmounted; the next start mounts it again (pool_attach). */
-static void pool_remove_end(struct pool_job *j, bool stopping)
-{
-	char err[CATALOG_ERR_MAX];
-	int rc = j->rc;
-
-	if (rc) {
-		log_warnx("coord: pool %s: not removed: %s", j->name, j->err);
-		pool_job_fail(j, rc, j->err, stopping);
-		return;
-	}
-	writer_wait();
-	rc = catalog_pool_remove(cc.cat, j->pool_id, true, err, sizeof(err));
-	if (rc == 0) {
-		seen_forget(j->pool_id);
-		log_info("coord: pool %s: unmounted from %s and forgotten (file system kept; "
-			 "%.1f s)",
-			 j->name, j->mnt, pool_job_secs(j));
-		if (!stopping)
-			cc.env.reply(j->ctl_id, json_pack("{s:s}", "removed", j->name));
-		pool_job_free(j);
-		return;
-	}
-	if (stopping || !j->was_online) {
-		log_warnx("coord: pool %s: not removed (%s)%s", j->name, err,
-			  j->was_online ? "; the next start mounts it again" : "");
-		pool_job_fail(j, rc, err, stopping);
-		return;
-	}
-	log_warnx("coord: pool %s: unmounted but not removed (%s); mounting it again", j->name,
-		  err);
-	j->ans_rc = rc;
-	snprintf(j->ans_err, sizeof(j->ans_err), "%s", err);
-	pool_job_run(j, PJ_REMOUNT);
-}
-
-/* An undo or a remount is done: the answer is the error that called for it. */
-static void pool_redo_end(struct pool_job *j, bool stopping)
-{
-	if (j->rc && j->step == PJ_UNDO)
-		log_warnx("coord: pool %s: %s", j->name, j->err);
-	if (j->rc && j->step == PJ_REMOUNT) {
-		log_warnx("coord: pool %s: not removed, and not mounted again either: %s", j->name,
-			  j->err);
-		seen_set(j->pool_id, POOL_STATE_UNAVAILABLE, j->device, j->err);
-	}
-	pool_job_fail(j, j->ans_rc, j->ans_err, stopping);
-}
-
-static void pool_job_end(struct pool_job *j, bool stopping)
-{
-	if (j->joinable)
-		pthread_join(j->thread, NULL);
-	j->joinable = false;
-	switch (j->step) {
-	case PJ_ADD:
-		pool_add_end(j, stopping);
-		break;
-	case PJ_REMOVE:
-		pool_remove_end(j, stopping);
-		break;
-	case PJ_UNDO:
-	case PJ_REMOUNT:
-		pool_redo_end(j, stopping);
-		break;
-	}
-}
-
-static void pool_jobs_tick(void)
-{
-	struct pool_job *j, *next;
-
-	for (j = pool_jobs; j; j = next) {
-		next = j->next;
-		if (atomic_load(&j->finished))
-			pool_job_end(j, false);
-	}
-}
-
-/* At close: every worker is waited for (mkfs cannot be stopped halfway with any use), and
- * what it leaves is settled without answers. An undo or remount it starts runs in turn. */
-static void pool_jobs_stop(void)
-{
-	struct pool_job *j;
-
-	while ((j = pool_jobs)) {
-		if (j->joinable)
-			pthread_join(j->thread, NULL);
-		j->joinable = false;
-		if (j->step == PJ_ADD)
-			pool_add_end(j, true);
-		else if (j->step == PJ_REMOVE)
-			pool_remove_end(j, true);
-		else
-			pool_redo_end(j, true);
-	}
-}
-
-/* pool_add with "device": take a block device as a pool. The loop checks what needs no device
- * I/O (quorum, the name, the path, nothing else taking the name or the device); a worker
- * probes the device, refuses it unless pool_device_admit() takes it, makes the file system
- * and mounts it; the loop then records the pool and answers (pool jobs above). */
-static void pool_add_block(uint32_t id, const char *name, const char *device, const char *format,
-			   unsigned alert)
-{
-	char err[POOL_DEVICE_ERR_MAX];
-	enum pool_fs fs = POOL_FS_NONE;
-	struct catalog_pool p;
-	struct pool_job *j;
-	struct stat sb;
-
-	if (!quorate()) {
-		reply_err(id, -EPERM, "no quorum: pools change only with quorum");
-		return;
-	}
-	if (!catalog_name_valid(name)) {
-		reply_err(id, -EINVAL, "a pool name is 1 to 63 characters of A-Z a-z 0-9 . _ -");
-		return;
-	}
-	if (!pool_device_path_valid(device)) {
-		reply_err(id, -EINVAL, "the device is a path under /dev/ (e.g. /dev/sdb)");
-		return;
-	}
-	if (format && *format && pool_fs_parse(format, &fs) < 0) {
-		reply_err(id, -EINVAL, "--format is ext4 or xfs");
-		return;
-	}
-	if (catalog_pool_by_name(cc.cat, name, &p) == 0) {
-		snprintf(err, sizeof(err), "a pool named %s exists", name);
-		reply_err(id, -EEXIST, err);
-		return;
-	}
-	j = calloc(1, sizeof(*j));
-	if (!j) {
-		reply_err(id, -ENOMEM, "out of memory");
-		return;
-	}
-	/* A /dev node's inode: devtmpfs, no I/O to the device. */
-	if (stat(device, &sb) == 0 && S_ISBLK(sb.st_mode))
-		j->rdev = sb.st_rdev;
-	if (pool_job_by_name(name) || pool_job_by_device(device, j->rdev)) {
-		free(j);
-		snprintf(err, sizeof(err), "pool %s or device %s is being added already; try again",
-			 name, device);
-		reply_err(id, -EBUSY, err);
-		return;
-	}
-	if (snprintf(j->mnt, sizeof(j->mnt), "%s/pools/%s", cc.env.cfg->data_dir, name) >=
-	    CATALOG_PATH_MAX - CATALOG_ID_LEN - 8) {
-		free(j);
-		reply_err(id, -ENAMETOOLONG,
-			  "the data folder's path is too long for a mount point");
-		return;
-	}
-	j->ctl_id = id;
-	snprintf(j->name, sizeof(j->name), "%s", name);
-	snprintf(j->device, sizeof(j->device), "%s", device);
-	j->fs = fs;
-	j->alert = alert;
-	j->started_ns = mono_ns();
-	j->next = pool_jobs;
-	pool_jobs = j;
-	log_info("coord: pool %s: taking %s%s%s (on a worker; the answer follows)", name, device,
-		 fs != POOL_FS_NONE ? " as " : "", pool_fs_name(fs));
-	pool_job_run(j, PJ_ADD);
-}
-
-/* A create not yet answered in pool id: queued, in the commit, or at the target. */
-static bool pool_creating(int64_t id)
-{
-	struct op *o;
-
-	for (o = cc.ops; o; o = o->next)
-		if (o->kind == OP_CREATE && o->req[0].spec.pool_id == id)
-			return true;
-	return false;
-}
-
-/* A block pool is unmounted before its row goes, and mounted again if the row cannot go; its
- * device is never wiped. The unmount (which writes back what the file system holds) runs on a
- * worker; meanwhile no disk can be made in the pool. */
-static void pool_remove_block(uint32_t id, const struct catalog_pool *p)
-{
-	const struct pool_seen *s = seen_find(p->id);
-	char err[POOL_DEVICE_ERR_MAX];
-	struct catalog_vdisk one;
-	struct pool_job *j;
-	int n;
-
-	if (!quorate()) {
-		reply_err(id, -EPERM, "no quorum: pools change only with quorum");
-		return;
-	}
-	n = catalog_vdisk_list(cc.cat, p->id, &one, 1);
-	if (n != 0) {
-		snprintf(err, sizeof(err),
-			 n < 0 ? "cannot list the pool's disks"
-			       : "pool %s still holds %d virtual disk(s)",
-			 p->name, n);
-		reply_err(id, n < 0 ? -EIO : -EBUSY, err);
-		return;
-	}
-	if (pool_creating(p->id)) {
-		snprintf(err, sizeof(err), "a virtual disk is being created in pool %s", p->name);
-		reply_err(id, -EBUSY, err);
-		return;
-	}
-	j = calloc(1, sizeof(*j));
-	if (!j) {
-		reply_err(id, -ENOMEM, "out of memory");
-		return;
-	}
-	j->ctl_id = id;
-	j->pool_id = p->id;
-	j->was_online = p->online;
-	snprintf(j->name, sizeof(j->name), "%s", p->name);
-	snprintf(j->device, sizeof(j->device), "%s", s && s->device[0] ? s->device : p->device);
-	snprintf(j->mnt, sizeof(j->mnt), "%s", p->path);
-	snprintf(j->fs_type, sizeof(j->fs_type), "%s", p->fs_type);
-	j->started_ns = mono_ns();
-	j->next = pool_jobs;
-	pool_jobs = j;
-	pool_job_run(j, PJ_REMOVE);
-}
-
-static void do_pool_add(uint32_t id, json_t *req)
-{
-	const char *name = jstr(req, "name"), *path = jstr(req, "path"),
-		   *device = jstr(req, "device"), *format = jstr(req, "format");
-	char err[CATALOG_ERR_MAX];
-	struct catalog_pool p;
-	uint64_t alert = 0;
-	int64_t pid;
-	int rc;
-
-	if (!name || !path == !device ||
-	    (json_object_get(req, "alert") && !juint(req, "alert", &alert)) || alert > 100) {
-		reply_err(id, -EINVAL,
-			  "pool_add needs \"name\", either \"path\" or \"device\", and an "
-			  "\"alert\" 0..100");
-		return;
-	}
-	if (pool_job_by_name(name)) {
-		snprintf(err, sizeof(err), "pool %s is being added or removed; try again", name);
-		reply_err(id, -EBUSY, err);
-		return;
-	}
-	if (device) {
-		pool_add_block(id, name, device, format, (unsigned)alert);
-		return;
-	}
-	if (format) {
-		reply_err(id, -EINVAL, "\"format\" is for a block device (\"device\")");
-		return;
-	}
-	writer_wait();
-	rc = catalog_pool_add(cc.cat, name, path, CATALOG_POOL_FOLDER, (unsigned)alert, quorate(),
-			      &pid, err, sizeof(err));
-	if (rc) {
-		reply_err(id, rc, err);
-		return;
-	}
-	if (catalog_pool_get(cc.cat, pid, &p) < 0) {
-		reply_err(id, -EIO, "the pool was added but cannot be read back");
-		return;
-	}
-	cc.env.reply(id, json_pack("{s:o}", "pool", pool_json(&p)));
-}
-
-static void do_pool_list(uint32_t id)
-{
-	static struct catalog_pool pools[CC_POOLS_MAX];
-	json_t *a = json_array();
-	int n, i;
-
-	n = catalog_pool_list(cc.cat, pools, CC_POOLS_MAX);
-	if (n < 0) {
-		json_decref(a);
-		reply_err(id, n, "cannot read the pools");
-		return;
-	}
-	for (i = 0; i < n && i < CC_POOLS_MAX; i++)
-		json_array_append_new(a, pool_json(&pools[i]));
-	cc.env.reply(id, json_pack("{s:o}", "pools", a));
-}
-
-static void do_pool_remove(uint32_t id, json_t *req)
-{
-	const char *name = jstr(req, "name");
-	char err[POOL_DEVICE_ERR_MAX];
-	struct catalog_pool p;
-	int rc;
-
-	if (!name) {
-		reply_err(id, -EINVAL, "pool_remove needs \"name\"");
-		return;
-	}
-	if (pool_job_by_name(name)) {
-		snprintf(err, sizeof(err), "pool %s is being added or removed; try again", name);
-		reply_err(id, -EBUSY, err);
-		return;
-	}
-	if (catalog_pool_by_name(cc.cat, name, &p) < 0) {
-		snprintf(err, sizeof(err), "no pool '%s'", name);
-		reply_err(id, -ENOENT, err);
-		return;
-	}
-	if (p.kind == CATALOG_POOL_BLOCK) {
-		pool_remove_block(id, &p);
-		return;
-	}
-	writer_wait();
-	rc = catalog_pool_remove(cc.cat, p.id, quorate(), err, sizeof(err));
-	if (rc)
-		reply_err(id, rc, err);
-	else
-		cc.env.reply(id, json_pack("{s:s}", "removed", p.name));
-}
+/* ---- virtual disk requests ---- */
 
 static void do_vdisk_list(uint32_t id, json_t *req)
 {
@@ -1871,7 +1068,7 @@ static void do_vdisk_list(uint32_t id, json_t *req)
 }
 
 /* owner: CATALOG_NO_HOST for the admin's create, the requesting host for an agent's. */
-static void do_vdisk_create(uint32_t id, json_t *req, uint32_t owner)
+void do_vdisk_create(uint32_t id, json_t *req, uint32_t owner)
 {
 	const char *pool = jstr(req, "pool"), *name = jstr(req, "name"), *vm = jstr(req, "vm");
 	const char *iqn = cc.env.cfg->cluster.target;
@@ -1919,7 +1116,7 @@ static void do_vdisk_create(uint32_t id, json_t *req, uint32_t owner)
 	op_queue(o);
 }
 
-static void do_vdisk_extend(uint32_t id, json_t *req)
+void do_vdisk_extend(uint32_t id, json_t *req)
 {
 	struct catalog_vdisk v;
 	uint64_t epoch, size;
@@ -1944,7 +1141,7 @@ static void do_vdisk_extend(uint32_t id, json_t *req)
 }
 
 /* The LUN is gone from the target: now the row and the file. */
-static void op_on_remove(void *ctx, json_t *r)
+void op_on_remove(void *ctx, json_t *r)
 {
 	struct op *o = ctx;
 	const char *e = reply_error(r);
@@ -1955,8 +1152,6 @@ static void op_on_remove(void *ctx, json_t *r)
 	}
 	op_queue(o);
 }
-
-static void cancel_clone(uint32_t id, const struct catalog_vdisk *v, uint64_t epoch);
 
 static void do_vdisk_delete(uint32_t id, json_t *req)
 {
@@ -2025,7 +1220,7 @@ static void do_vdisk_delete(uint32_t id, json_t *req)
  * owns gives read access only (the migration destination), and the ownership moves with an
  * explicit transfer. detach HOST: when the host owns the disk it gives it up first (epoch + 1),
  * so that a detached host never keeps write access. */
-static void do_vdisk_attach(uint32_t id, json_t *req, bool attach)
+void do_vdisk_attach(uint32_t id, json_t *req, bool attach)
 {
 	char why[CATALOG_ERR_MAX];
 	struct catalog_vdisk v;
@@ -2073,7 +1268,7 @@ static void do_vdisk_attach(uint32_t id, json_t *req, bool attach)
 	op_queue(o);
 }
 
-static void do_vdisk_transfer(uint32_t id, json_t *req)
+void do_vdisk_transfer(uint32_t id, json_t *req)
 {
 	char why[CATALOG_ERR_MAX];
 	struct catalog_vdisk v;
@@ -2109,593 +1304,6 @@ static void do_vdisk_transfer(uint32_t id, json_t *req)
 	o->req[0].old_owner = from;
 	o->req[0].new_owner = to;
 	op_queue(o);
-}
-
-/* ---- clone jobs ---- */
-
-/* The worker's progress callback: publish the position, keep to the rate, stop when asked. */
-static int job_progress(void *ctx, uint64_t done, uint64_t total)
-{
-	struct clone_job *j = ctx;
-	int64_t due, now;
-
-	(void)total;
-	atomic_store(&j->done, done);
-	if (!j->rate)
-		return atomic_load(&j->cancel) ? -1 : 0;
-	/* Sleep until done bytes are due at the rate, in slices so that a cancel is quick. */
-	due = j->started_ns + (int64_t)((double)done * 1e9 / (double)j->rate);
-	while (!atomic_load(&j->cancel) && (now = mono_ns()) < due) {
-		int64_t ns = due - now < CC_RATE_SLICE_NS ? due - now : CC_RATE_SLICE_NS;
-		struct timespec ts = {.tv_sec = ns / 1000000000LL, .tv_nsec = ns % 1000000000LL};
-
-		nanosleep(&ts, NULL);
-	}
-	return atomic_load(&j->cancel) ? -1 : 0;
-}
-
-/* The worker thread: files only, never the catalog (catalog.h, catalog_clone_copy). */
-static void *job_main(void *arg)
-{
-	struct clone_job *j = arg;
-
-	j->rc = catalog_clone_copy(j->src_path, j->dst_path, j->size, job_progress, j,
-				   &j->reflinked, j->err, sizeof(j->err));
-	atomic_store(&j->finished, true);
-	return NULL;
-}
-
-static void failure_note(const char *vid, const char *why)
-{
-	struct clone_failure *f;
-
-	if (cc.nfailed == CC_FAILED_MAX) {
-		memmove(&cc.failed[0], &cc.failed[1], sizeof(cc.failed[0]) * (CC_FAILED_MAX - 1));
-		cc.nfailed--;
-	}
-	f = &cc.failed[cc.nfailed++];
-	snprintf(f->vid, sizeof(f->vid), "%s", vid);
-	snprintf(f->why, sizeof(f->why), "%s", why);
-}
-
-static const char *failure_find(const char *vid)
-{
-	unsigned i;
-
-	for (i = cc.nfailed; i-- > 0;)
-		if (!strcmp(cc.failed[i].vid, vid))
-			return cc.failed[i].why;
-	return NULL;
-}
-
-static void job_unlink(struct clone_job *d)
-{
-	struct clone_job **pp;
-
-	for (pp = &cc.jobs; *pp; pp = &(*pp)->next)
-		if (*pp == d) {
-			*pp = d->next;
-			return;
-		}
-}
-
-/* The loop's side of a copy that ended: the result is committed (ready, then exported like a
- * new disk) or the clone is rolled back (its file and its row removed). */
-static void job_end(struct clone_job *j, bool stopping)
-{
-	char err[CATALOG_ERR_MAX], why[CATALOG_ERR_MAX + 64];
-	double secs;
-	struct catalog_vdisk v;
-	int rc;
-
-	pthread_join(j->thread, NULL);
-	writer_wait();
-	secs = (double)(mono_ns() - j->started_ns) / 1e9;
-	rc = j->rc;
-	if (stopping) {
-		rc = -ECANCELED;
-		snprintf(j->err, sizeof(j->err), "coord stopped");
-	}
-	job_unlink(j);
-	if (rc == 0 && !j->delete_ctl) {
-		rc = catalog_vdisk_clone_finish(cc.cat, j->vid, &v, err, sizeof(err));
-		if (rc == 0) {
-			log_info("coord: vdisk %s: clone of %s ready (%llu bytes, %s, %.1f s); "
-				 "exporting it",
-				 j->vid, j->src_vid, (unsigned long long)j->size,
-				 j->reflinked ? "reflinked" : "copied", secs);
-			sync_add(j->vid, true, false);
-			free(j);
-			return;
-		}
-		snprintf(j->err, sizeof(j->err), "%s", err);
-	}
-	if (j->delete_ctl)
-		snprintf(why, sizeof(why), "cancelled by a delete after %.1f s", secs);
-	else
-		snprintf(why, sizeof(why), "the clone failed after %.1f s: %s", secs, j->err);
-	if (catalog_vdisk_clone_abort(cc.cat, j->vid, err, sizeof(err)) < 0)
-		log_warnx("coord: vdisk %s: cannot roll the clone back (%s); the next start does",
-			  j->vid, err);
-	failure_note(j->vid, why);
-	if (j->delete_ctl) {
-		log_info("coord: vdisk %s: clone of %s %s", j->vid, j->src_vid, why);
-		cc.env.reply(j->delete_ctl,
-			     json_pack("{s:s, s:b}", "deleted", j->vid, "cancelled", true));
-	} else {
-		log_warnx("coord: vdisk %s: clone of %s: %s", j->vid, j->src_vid, why);
-	}
-	free(j);
-}
-
-static void jobs_tick(void)
-{
-	struct clone_job *j, *next;
-
-	for (j = cc.jobs; j; j = next) {
-		next = j->next;
-		if (atomic_load(&j->finished))
-			job_end(j, false);
-	}
-}
-
-/* A clone is not batched (catalog.h): its intent is committed here, the answer (the new disk in
- * state cloning, with its progress) goes out at once, and a worker thread copies. The new disk
- * is exported when the copy has ended and the loop has made it ready (jobs_tick). */
-static void do_vdisk_clone(uint32_t id, json_t *req)
-{
-	const char *name = jstr(req, "name");
-	char err[CATALOG_ERR_MAX];
-	struct catalog_vdisk src, v;
-	struct clone_job *j;
-	uint64_t epoch, rate = 0;
-	int rc;
-
-	if (vdisk_arg(id, req, &src, NULL))
-		return;
-	if (!name || (json_object_get(req, "rate") && !juint(req, "rate", &rate))) {
-		reply_err(id, -EINVAL, "vdisk_clone needs \"name\" (and \"rate\" is bytes/s)");
-		return;
-	}
-	if (!juint(req, "epoch", &epoch))
-		epoch = src.epoch;
-	j = calloc(1, sizeof(*j));
-	if (!j) {
-		reply_err(id, -ENOMEM, "out of memory");
-		return;
-	}
-	writer_wait();
-	rc = catalog_vdisk_clone_begin(cc.cat, src.id, epoch, name, "", quorate(), &src, &v, err,
-				       sizeof(err));
-	/* As for a create: a LUN number the configuration uses is skipped (the catalog's
-	 * high-water mark only rises, so a second try gets the next one). */
-	while (rc == 0 && lun_configured(v.target_iqn, v.lun)) {
-		rc = catalog_vdisk_clone_abort(cc.cat, v.id, err, sizeof(err));
-		if (rc == 0)
-			rc = catalog_vdisk_clone_begin(cc.cat, src.id, epoch, name, "", quorate(),
-						       &src, &v, err, sizeof(err));
-	}
-	if (rc) {
-		free(j);
-		reply_err(id, rc, err);
-		return;
-	}
-	snprintf(j->vid, sizeof(j->vid), "%s", v.id);
-	snprintf(j->src_vid, sizeof(j->src_vid), "%s", src.id);
-	snprintf(j->src_path, sizeof(j->src_path), "%s", src.path);
-	snprintf(j->dst_path, sizeof(j->dst_path), "%s", v.path);
-	j->size = v.size;
-	j->rate = rate;
-	j->started_ns = mono_ns();
-	rc = -pthread_create(&j->thread, NULL, job_main, j);
-	if (rc) {
-		if (catalog_vdisk_clone_abort(cc.cat, v.id, err, sizeof(err)) < 0)
-			log_warnx("coord: vdisk %s: %s", v.id, err);
-		free(j);
-		reply_err(id, -EIO, "cannot start the copy (no thread)");
-		return;
-	}
-	j->next = cc.jobs;
-	cc.jobs = j;
-	log_info("coord: vdisk %s: cloning %s (%llu bytes%s)", v.id, src.id,
-		 (unsigned long long)v.size, rate ? ", rate-limited" : "");
-	cc.env.reply(id, json_pack("{s:o}", "vdisk", vdisk_json(&v)));
-}
-
-/* A delete of a disk being cloned cancels the clone: the copy stops, the partial file and the
- * row go, and the delete is answered then. */
-static void cancel_clone(uint32_t id, const struct catalog_vdisk *v, uint64_t epoch)
-{
-	struct clone_job *j = job_find(v->id);
-	char why[160];
-
-	if (!j) {
-		reply_err(id, -EBUSY,
-			  "the disk is being cloned by nobody; restart coord to roll "
-			  "it back");
-		return;
-	}
-	if (epoch != v->epoch) {
-		snprintf(why, sizeof(why),
-			 "stale epoch: the request expects %llu, the disk is at %llu",
-			 (unsigned long long)epoch, (unsigned long long)v->epoch);
-		reply_err(id, -ESTALE, why);
-		return;
-	}
-	if (j->delete_ctl) {
-		reply_err(id, -EBUSY, "the clone is being cancelled already");
-		return;
-	}
-	j->delete_ctl = id;
-	atomic_store(&j->cancel, true);
-}
-
-static void do_vdisk_show(uint32_t id, json_t *req)
-{
-	const char *vid = jstr(req, "id"), *why;
-	struct catalog_vdisk v;
-	char msg[CATALOG_ERR_MAX + 128];
-
-	if (!vid) {
-		reply_err(id, -EINVAL, "vdisk_show needs \"id\"");
-		return;
-	}
-	if (catalog_vdisk_get(cc.cat, vid, &v) == 0) {
-		cc.env.reply(id, json_pack("{s:o}", "vdisk", vdisk_json(&v)));
-		return;
-	}
-	why = failure_find(vid);
-	if (why) {
-		snprintf(msg, sizeof(msg), "no virtual disk %s: %s", vid, why);
-		cc.env.reply(id, json_pack("{s:s, s:s}", "error", msg, "code", "clone_failed"));
-		return;
-	}
-	snprintf(msg, sizeof(msg), "no virtual disk %s", vid);
-	reply_err(id, -ENOENT, msg);
-}
-
-/* ---- access states: maintenance, host paths (docs/coordinator.md, "Access states") ---- */
-
-#define CC_PATHS_POLL_NS 2000000000LL /* how often the target's sessions are looked at */
-
-/* What was last recorded per host (catalog_host_set_path), so that only changes are written;
- * and the target's sessions as last seen, for the portals each host uses. */
-static struct {
-	struct {
-		uint32_t id;
-		bool fenced, nonpreferred;
-	} rec[COORD_HOSTS_MAX];
-	unsigned nrec;
-	bool inflight;
-	int64_t next_ns;
-} paths;
-
-/* Does one of the host's initiators own this session? */
-static bool host_has_initiator(const struct coord_host *h, const char *iqn)
-{
-	for (unsigned k = 0; iqn && k < h->n_iqn; k++)
-		if (!strcmp(h->iqn[k], iqn))
-			return true;
-	return false;
-}
-
-/* The local (box) addresses of the host's connections, as the target's "sessions" lists
- * them; a JSON array of distinct strings. */
-static json_t *host_portals_in_use(const struct coord_host *h, json_t *sessions)
-{
-	json_t *out = json_array(), *s, *c, *x;
-	size_t i, k, m;
-
-	json_array_foreach(sessions, i, s)
-	{
-		const char *type = jstr(s, "type");
-
-		if ((type && strcmp(type, "normal")) ||
-		    !host_has_initiator(h, jstr(s, "initiator")))
-			continue;
-		json_array_foreach(json_object_get(s, "connections"), k, c)
-		{
-			const char *local = jstr(c, "local");
-			bool dup = false;
-
-			if (!local)
-				continue;
-			json_array_foreach(out, m, x) dup =
-				dup || !strcmp(json_string_value(x), local);
-			if (!dup)
-				json_array_append_new(out, json_string(local));
-		}
-	}
-	return out;
-}
-
-/* Reaches the host the box only over portals it does not prefer? Only a connected host with
- * preferred portals configured can: one without any prefers every portal. */
-static bool host_nonpreferred_only(const struct coord_host *h, json_t *in_use)
-{
-	char pref[CATALOG_PORTALS_MAX][CATALOG_PORTAL_MAX];
-	struct catalog_portal p;
-	json_t *x;
-	size_t i;
-	int n, k;
-
-	n = catalog_host_portals(cc.cat, h->id, pref, CATALOG_PORTALS_MAX);
-	if (n <= 0 || json_array_size(in_use) == 0)
-		return false;
-	if (n > CATALOG_PORTALS_MAX)
-		n = CATALOG_PORTALS_MAX;
-	json_array_foreach(
-		in_use, i,
-		x) for (k = 0; k < n;
-			k++) if (catalog_portal_parse(pref[k], &p) == 0 &&
-				 catalog_portal_match(&p, json_string_value(x))) return false;
-	return true;
-}
-
-/* Record each host's path state (fenced by the coordinator, non-preferred portals only) in
- * the catalog where it changed; sessions is the target's answer. */
-static void paths_apply(json_t *sessions)
-{
-	char err[CATALOG_ERR_MAX];
-	unsigned i, r;
-
-	for (i = 0; i < cc.env.hosts->n; i++) {
-		const struct coord_host *h = &cc.env.hosts->h[i];
-		json_t *in_use;
-		bool np;
-
-		/* A removed host stays: it is fenced, and its disks must say so. */
-		if (!h->enrolled)
-			continue;
-		in_use = host_portals_in_use(h, sessions);
-		np = host_nonpreferred_only(h, in_use);
-		json_decref(in_use);
-		for (r = 0; r < paths.nrec && paths.rec[r].id != h->id; r++)
-			;
-		if (r < paths.nrec && paths.rec[r].fenced == h->fenced &&
-		    paths.rec[r].nonpreferred == np)
-			continue;
-		writer_wait();
-		if (catalog_host_set_path(cc.cat, h->id, h->fenced, np, err, sizeof(err)) < 0) {
-			log_warnx("coord: host %s: cannot record its path: %s", h->name, err);
-			continue;
-		}
-		if (r == paths.nrec) {
-			if (r == COORD_HOSTS_MAX)
-				continue;
-			paths.nrec++;
-		}
-		paths.rec[r].id = h->id;
-		paths.rec[r].fenced = h->fenced;
-		paths.rec[r].nonpreferred = np;
-		log_info("coord: host %s: %s%s", h->name, h->fenced ? "fenced" : "not fenced",
-			 np ? ", reaches the box only over non-preferred portals (redirected)"
-			    : "");
-	}
-}
-
-static json_t *reply_sessions(json_t *r)
-{
-	json_t *s = json_object_get(r, "sessions");
-
-	return json_is_array(s) ? s : NULL;
-}
-
-static void paths_on_sessions(void *ctx, json_t *r)
-{
-	json_t *s = reply_sessions(r);
-
-	(void)ctx;
-	paths.inflight = false;
-	if (s && cc.cat)
-		paths_apply(s);
-}
-
-static void paths_tick(int64_t now_ns)
-{
-	if (paths.inflight || now_ns < paths.next_ns)
-		return;
-	paths.next_ns = now_ns + CC_PATHS_POLL_NS;
-	paths.inflight = true;
-	send_target(json_pack("{s:s}", "cmd", "sessions"), paths_on_sessions, NULL);
-}
-
-/* {host: state} of the disk's attached hosts, for vdisk list and show. */
-static json_t *access_map_json(const struct catalog_vdisk *v)
-{
-	uint32_t hosts[CC_ATTACHED_MAX];
-	enum catalog_access a;
-	json_t *o = json_object();
-	char key[16];
-	int n, i;
-
-	n = cc.cat ? catalog_vdisk_hosts(cc.cat, v->id, hosts, CC_ATTACHED_MAX) : 0;
-	for (i = 0; i < n && i < CC_ATTACHED_MAX; i++) {
-		const char *name = host_name(hosts[i]);
-
-		if (catalog_access_get(cc.cat, hosts[i], v->id, &a) < 0)
-			continue;
-		snprintf(key, sizeof(key), "%u", hosts[i]);
-		json_object_set_new(o, name ? name : key, json_string(catalog_access_name(a)));
-	}
-	return o;
-}
-
-static void do_vdisk_maintenance(uint32_t id, json_t *req)
-{
-	struct catalog_vdisk v;
-	uint64_t epoch;
-	json_t *on = json_object_get(req, "on");
-	struct op *o;
-
-	if (vdisk_arg(id, req, &v, &epoch))
-		return;
-	if (!json_is_boolean(on)) {
-		reply_err(id, -EINVAL, "vdisk_maintenance needs \"on\": true or false");
-		return;
-	}
-	if (v.state != CATALOG_VDISK_READY) {
-		reply_err(id, -EBUSY, "the disk is not ready (not exported)");
-		return;
-	}
-	o = op_new(id, OP_MAINTENANCE, v.id);
-	if (!o) {
-		reply_err(id, -ENOMEM, "out of memory");
-		return;
-	}
-	o->nreq = 1;
-	req_init(&o->req[0], CATALOG_OP_MAINTENANCE, v.id, epoch);
-	o->req[0].maintenance = json_is_true(on);
-	op_queue(o);
-}
-
-struct access_ask {
-	uint32_t ctl_id;
-	char vid[CATALOG_ID_LEN + 1];
-};
-
-/* One member host of a disk: its role, its access state, whether it has a session and the
- * box portals it uses. */
-static json_t *access_host_json(const struct catalog_vdisk *v, uint32_t hid, bool attached,
-				json_t *sessions)
-{
-	char pref[CATALOG_PORTALS_MAX][CATALOG_PORTAL_MAX];
-	struct coord_host *h = coord_hosts_by_id(cc.env.hosts, hid);
-	json_t *in_use = h ? host_portals_in_use(h, sessions) : json_array(), *pj = json_array();
-	bool fenced = false, np = false, connected = json_array_size(in_use) > 0;
-	enum catalog_access a;
-	int n, k;
-
-	if (!attached || catalog_access_get(cc.cat, hid, v->id, &a) < 0) {
-		catalog_host_path(cc.cat, hid, &fenced, &np);
-		a = catalog_access_effective(fenced, v->maintenance, np);
-	}
-	n = catalog_host_portals(cc.cat, hid, pref, CATALOG_PORTALS_MAX);
-	for (k = 0; k < n && k < CATALOG_PORTALS_MAX; k++)
-		json_array_append_new(pj, json_string(pref[k]));
-	/* A fenced host is shown fenced whether or not it still has a session; any other host
-	 * without a session is not connected, whatever its catalog state. */
-	return json_pack("{s:s?, s:I, s:s, s:b, s:s, s:b, s:s, s:o, s:o}", "host",
-			 h ? h->name : NULL, "host_id", (json_int_t)hid, "role",
-			 v->owner == hid ? "owner" : "reader", "attached", attached, "state",
-			 catalog_access_name(a), "connected", connected, "shown",
-			 a == CATALOG_ACCESS_FENCED || connected ? catalog_access_name(a)
-								 : "not connected",
-			 "portals", in_use, "preferred", pj);
-}
-
-static void access_on_sessions(void *ctx, json_t *r)
-{
-	struct access_ask *ask = ctx;
-	uint32_t hosts[CC_ATTACHED_MAX];
-	json_t *s = reply_sessions(r), *list;
-	struct catalog_vdisk v;
-	bool owner_listed = false;
-	int n, i;
-
-	if (!s) {
-		const char *e = reply_error(r);
-		char why[CATALOG_ERR_MAX];
-
-		snprintf(why, sizeof(why), "the target did not list its sessions: %s",
-			 e ? e : "no answer");
-		reply_err(ask->ctl_id, -EIO, why);
-		free(ask);
-		return;
-	}
-	/* The answer is fresh: record the paths first, so the states below are current. */
-	paths_apply(s);
-	if (catalog_vdisk_get(cc.cat, ask->vid, &v) < 0) {
-		reply_err(ask->ctl_id, -ENOENT, "the virtual disk is gone");
-		free(ask);
-		return;
-	}
-	list = json_array();
-	n = catalog_vdisk_hosts(cc.cat, v.id, hosts, CC_ATTACHED_MAX);
-	for (i = 0; i < n && i < CC_ATTACHED_MAX; i++) {
-		owner_listed = owner_listed || hosts[i] == v.owner;
-		json_array_append_new(list, access_host_json(&v, hosts[i], true, s));
-	}
-	if (v.owner && !owner_listed)
-		json_array_append_new(list, access_host_json(&v, v.owner, false, s));
-	cc.env.reply(ask->ctl_id,
-		     json_pack("{s:s, s:s, s:I, s:b, s:o}", "vdisk", v.id, "name", v.name, "epoch",
-			       (json_int_t)v.epoch, "maintenance", v.maintenance, "hosts", list));
-	free(ask);
-}
-
-static void do_vdisk_access(uint32_t id, json_t *req)
-{
-	struct catalog_vdisk v;
-	struct access_ask *ask;
-	const char *vid = jstr(req, "id");
-
-	if (!vid || catalog_vdisk_get(cc.cat, vid, &v) < 0) {
-		reply_err(id, vid ? -ENOENT : -EINVAL,
-			  vid ? "no such virtual disk" : "the request needs \"id\"");
-		return;
-	}
-	ask = calloc(1, sizeof(*ask));
-	if (!ask) {
-		reply_err(id, -ENOMEM, "out of memory");
-		return;
-	}
-	ask->ctl_id = id;
-	snprintf(ask->vid, sizeof(ask->vid), "%s", v.id);
-	send_target(json_pack("{s:s}", "cmd", "sessions"), access_on_sessions, ask);
-}
-
-/* {"cmd":"host_portals","host":H[,"portals":[SPEC...]]}: set (an empty list clears) or show
- * a host's preferred portals. */
-static void do_host_portals(uint32_t id, json_t *req)
-{
-	char pref[CATALOG_PORTALS_MAX][CATALOG_PORTAL_MAX], why[CATALOG_ERR_MAX];
-	const char *specs[CATALOG_PORTALS_MAX + 1];
-	json_t *list = json_object_get(req, "portals"), *x, *out;
-	const char *name = jstr(req, "host");
-	struct coord_host *h = name ? coord_hosts_by_name(cc.env.hosts, name) : NULL;
-	size_t i, n = 0;
-	int rc, k;
-
-	if (!h || !h->enrolled || h->removed) {
-		snprintf(why, sizeof(why), "no host '%s' in the cluster", name ? name : "");
-		reply_err(id, -ENOENT, why);
-		return;
-	}
-	if (list) {
-		if (!json_is_array(list) || json_array_size(list) > CATALOG_PORTALS_MAX) {
-			snprintf(why, sizeof(why), "\"portals\" is a list of at most %d portals",
-				 CATALOG_PORTALS_MAX);
-			reply_err(id, -EINVAL, why);
-			return;
-		}
-		json_array_foreach(list, i, x)
-		{
-			if (!json_is_string(x)) {
-				reply_err(id, -EINVAL, "each portal is a string");
-				return;
-			}
-			specs[n++] = json_string_value(x);
-		}
-		writer_wait();
-		rc = catalog_host_set_portals(cc.cat, h->id, specs, n, quorate(), why, sizeof(why));
-		if (rc) {
-			reply_err(id, rc, why);
-			return;
-		}
-		/* Look at the paths again soon, with the new preference. */
-		paths.next_ns = 0;
-		paths.nrec = 0;
-	}
-	rc = catalog_host_portals(cc.cat, h->id, pref, CATALOG_PORTALS_MAX);
-	if (rc < 0) {
-		reply_err(id, rc, "cannot read the host's portals");
-		return;
-	}
-	out = json_array();
-	for (k = 0; k < rc && k < CATALOG_PORTALS_MAX; k++)
-		json_array_append_new(out, json_string(pref[k]));
-	cc.env.reply(id, json_pack("{s:s, s:o}", "host", h->name, "portals", out));
 }
 
 static const char *const commands[] = {
@@ -2755,252 +1363,6 @@ void coord_catalog_request(uint32_t id, const char *cmd, json_t *req)
 	} else {
 		reply_err(id, -EINVAL, "unknown command");
 	}
-}
-
-/* ---- requests of a host, through the agent protocol ----
- *
- * A host acts only as itself (the host its certificate names, passed in by coord), within
- * what the table in docs/agent-protocol.md ("Catalog permissions") allows; the rest is refused
- * as "forbidden" before anything is queued. What is allowed then goes the admin's way above:
- * the same quorum and epoch checks, the same group commit, the target told before the answer. */
-
-static void reply_code(uint32_t id, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void reply_code(uint32_t id, const char *code, const char *fmt, ...)
-{
-	char why[CATALOG_ERR_MAX + 64];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, sizeof(why), fmt, ap);
-	va_end(ap);
-	cc.env.reply(id, json_pack("{s:s, s:s}", "error", why, "code", code));
-}
-
-/* The disk of the request's "id", or an answer saying why there is none. */
-static bool host_vdisk(uint32_t id, json_t *req, struct catalog_vdisk *v)
-{
-	const char *vid = jstr(req, "id");
-
-	if (!vid) {
-		reply_err(id, -EINVAL, "the request needs \"id\"");
-		return false;
-	}
-	if (catalog_vdisk_get(cc.cat, vid, v) < 0) {
-		reply_code(id, "not_found", "no virtual disk %s", vid);
-		return false;
-	}
-	return true;
-}
-
-static bool host_owns(uint32_t id, uint32_t host, const struct catalog_vdisk *v, const char *what)
-{
-	if (v->owner == host)
-		return true;
-	reply_code(id, "forbidden", "this host may not %s disk %s: %s", what, v->id,
-		   v->owner ? "another host owns it" : "nobody owns it");
-	return false;
-}
-
-/* Owned, attached, or readable as a member of the cluster (which every enrolled host that
- * was not removed is: coord_catalog's access policy lets members read every disk). */
-static bool host_sees(const struct coord_host *h, const struct catalog_vdisk *v)
-{
-	uint32_t hosts[CC_ATTACHED_MAX];
-	int n, i;
-
-	if (v->owner == h->id || (h->enrolled && !h->removed))
-		return true;
-	n = catalog_vdisk_hosts(cc.cat, v->id, hosts, CC_ATTACHED_MAX);
-	for (i = 0; i < n && i < CC_ATTACHED_MAX; i++)
-		if (hosts[i] == h->id)
-			return true;
-	return false;
-}
-
-static void host_list(uint32_t id, const struct coord_host *h, json_t *req)
-{
-	static struct catalog_vdisk list[CC_LIST_MAX];
-	const char *pool = jstr(req, "pool");
-	struct catalog_pool p = {.id = 0};
-	json_t *a;
-	int n, i;
-
-	if (pool && *pool && catalog_pool_by_name(cc.cat, pool, &p) < 0) {
-		reply_code(id, "not_found", "no pool '%s'", pool);
-		return;
-	}
-	n = catalog_vdisk_list(cc.cat, p.id, list, CC_LIST_MAX);
-	if (n < 0) {
-		reply_err(id, n, "cannot read the virtual disks");
-		return;
-	}
-	a = json_array();
-	for (i = 0; i < n && i < CC_LIST_MAX; i++)
-		if (host_sees(h, &list[i]))
-			json_array_append_new(a, vdisk_json(&list[i]));
-	cc.env.reply(id, json_pack("{s:o}", "vdisks", a));
-}
-
-/* A host deletes a disk it owns, or one nobody owns (which it could take by attaching), when
- * no other host is attached. Its own attachment and ownership end in the same commit: the
- * requests are [transfer to nobody], [detach], delete, after the LUN is gone from the target. */
-static void host_delete(uint32_t id, uint32_t host, json_t *req)
-{
-	uint32_t hosts[CC_ATTACHED_MAX];
-	struct catalog_vdisk v;
-	bool self = false, others = false;
-	uint64_t epoch;
-	struct op *o;
-	int n, i;
-
-	if (vdisk_arg(id, req, &v, &epoch))
-		return;
-	if (v.owner != CATALOG_NO_HOST && v.owner != host) {
-		reply_code(id, "forbidden", "this host may not delete disk %s: %s owns it", v.id,
-			   host_name(v.owner) ? host_name(v.owner) : "another host");
-		return;
-	}
-	if (!quorate()) {
-		reply_err(id, -EPERM, "no quorum: the catalog cannot be changed");
-		return;
-	}
-	if (epoch != v.epoch) {
-		reply_code(id, "stale_epoch",
-			   "stale epoch: the request expects %llu, the disk is at %llu",
-			   (unsigned long long)epoch, (unsigned long long)v.epoch);
-		return;
-	}
-	n = catalog_vdisk_hosts(cc.cat, v.id, hosts, CC_ATTACHED_MAX);
-	if (n < 0) {
-		reply_err(id, n, "cannot read the disk's attachments");
-		return;
-	}
-	others = n > CC_ATTACHED_MAX;
-	for (i = 0; i < n && i < CC_ATTACHED_MAX; i++) {
-		if (hosts[i] == host)
-			self = true;
-		else
-			others = true;
-	}
-	if (others) {
-		reply_code(id, "in_use", "another host is attached to disk %s", v.id);
-		return;
-	}
-	o = op_new(id, OP_DELETE, v.id);
-	if (!o) {
-		reply_err(id, -ENOMEM, "out of memory");
-		return;
-	}
-	if (v.owner == host) {
-		req_init(&o->req[o->nreq], CATALOG_OP_TRANSFER, v.id, epoch++);
-		o->req[o->nreq].old_owner = host;
-		o->req[o->nreq++].new_owner = CATALOG_NO_HOST;
-	}
-	if (self) {
-		req_init(&o->req[o->nreq], CATALOG_OP_DETACH, v.id, epoch);
-		o->req[o->nreq++].host_id = host;
-	}
-	req_init(&o->req[o->nreq++], CATALOG_OP_DELETE, v.id, epoch);
-	if (v.state != CATALOG_VDISK_READY) {
-		op_queue(o);
-		return;
-	}
-	send_target(json_pack("{s:s, s:s, s:I}", "cmd", "lun_remove", "target", v.target_iqn, "lun",
-			      (json_int_t)v.lun),
-		    op_on_remove, o);
-}
-
-void coord_catalog_host_request(uint32_t id, uint32_t host, const char *cmd, json_t *req)
-{
-	struct coord_host *h = coord_hosts_by_id(cc.env.hosts, host);
-	struct catalog_vdisk v;
-	const char *to;
-
-	if (!cc.cat) {
-		reply_code(id, "io", "the catalog is not open: %s", cc.open_err);
-		return;
-	}
-	if (!h || !h->enrolled || h->removed) {
-		reply_code(id, "forbidden", "this host is not a member of the cluster");
-		return;
-	}
-	if (!strcmp(cmd, "vdisk_list")) {
-		host_list(id, h, req);
-		return;
-	}
-	if (h->fenced) {
-		reply_code(id, "fenced", "this host is fenced: it changes nothing until it rejoins");
-		return;
-	}
-	if (!strcmp(cmd, "vdisk_create")) {
-		if (!quorum_allows_ownership_change(cc.env.q, host)) {
-			reply_code(id, "no_quorum", "%s",
-				   !quorate() ? "no quorum: the catalog cannot be changed"
-					      : "this host holds no lease: run holdfast-agent first");
-			return;
-		}
-		do_vdisk_create(id, req, host);
-	} else if (!strcmp(cmd, "vdisk_extend")) {
-		if (host_vdisk(id, req, &v) && host_owns(id, host, &v, "extend"))
-			do_vdisk_extend(id, req);
-	} else if (!strcmp(cmd, "vdisk_attach") || !strcmp(cmd, "vdisk_detach")) {
-		json_object_set_new(req, "host", json_string(h->name));
-		do_vdisk_attach(id, req, !strcmp(cmd, "vdisk_attach"));
-	} else if (!strcmp(cmd, "vdisk_transfer")) {
-		to = jstr(req, "to");
-		if (!host_vdisk(id, req, &v) || !host_owns(id, host, &v, "transfer"))
-			return;
-		if (!to || !*to || !strcmp(to, h->name) || !strcmp(to, "-") || !strcmp(to, "none")) {
-			reply_err(id, -EINVAL, "a transfer names another host of the cluster");
-			return;
-		}
-		json_object_set_new(req, "from", json_string(h->name));
-		do_vdisk_transfer(id, req);
-	} else if (!strcmp(cmd, "vdisk_delete")) {
-		host_delete(id, host, req);
-	} else if (coord_catalog_handles(cmd)) {
-		/* pool_add, pool_remove, pool_list, vdisk_clone: the administrator's. */
-		reply_code(id, "forbidden", "%s is for the administrator (holdfastctl)", cmd);
-	} else {
-		reply_err(id, -EINVAL, "unknown command");
-	}
-}
-
-static void sweep_report(const char *mnt, int rc, const char *why)
-{
-	if (rc == 0)
-		log_warnx("coord: %s was mounted but is no pool's (a pool add cut short between its "
-			  "mount and its row): unmounted; the device is left as it is", mnt);
-	else
-		log_warnx("coord: %s is mounted but is no pool's, and cannot be unmounted: %s", mnt,
-			  why);
-}
-
-/* A pool add that died between its mount and its catalog row left a file system mounted
- * under data/pools that no pool names; it would keep a new add of that device refused as
- * "mounted". Unmount it (pool_device_sweep); the pools' own mount points are kept. */
-static void pools_sweep(void)
-{
-	static struct catalog_pool pools[CC_POOLS_MAX];
-	const char *keep[CC_POOLS_MAX];
-	char dir[CATALOG_PATH_MAX];
-	size_t nkeep = 0;
-	int np, rc;
-
-	np = catalog_pool_list(cc.cat, pools, CC_POOLS_MAX);
-	if (np < 0 || np > CC_POOLS_MAX) {
-		log_warnx("coord: pools not listed: stray mounts under the pools folder are left");
-		return;
-	}
-	for (int i = 0; i < np; i++)
-		keep[nkeep++] = pools[i].path;
-	if (snprintf(dir, sizeof(dir), "%s/pools", cc.env.cfg->data_dir) >= (int)sizeof(dir))
-		return;
-	rc = pool_device_sweep(dir, keep, nkeep, sweep_report);
-	if (rc < 0)
-		log_warnx("coord: %s: %s", dir, strerror(-rc));
 }
 
 int coord_catalog_open(const struct coord_catalog_env *env)
