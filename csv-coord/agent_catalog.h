@@ -2,7 +2,8 @@
  * (VDISK_CREATE, ...) becomes the command and JSON object the catalog part takes
  * (coord_catalog_host_request), and the catalog's JSON answer becomes the frames that answer
  * the agent (VDISK_INFO, VDISK_LIST_END, VDISK_DELETED or ERROR). Pure: no sockets, no
- * catalog; coord_main.c does the I/O around it. docs/agent-protocol.md, "Catalog". */
+ * catalog; coord_agents.c and coord_main.c do the I/O around it. docs/agent-protocol.md,
+ * "Catalog". */
 #ifndef HOLDFAST_CSV_COORD_AGENT_CATALOG_H
 #define HOLDFAST_CSV_COORD_AGENT_CATALOG_H
 
